@@ -1,0 +1,186 @@
+"""Every DIQA constant in one place, as frozen dataclasses.
+
+The defaults are DESIGN.md's; each says whether it is the paper's or our choice.
+Configs load from TOML with `from_dict`, which refuses unknown keys (with a hint),
+so a typo in a recipe fails loudly instead of silently training something else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from diqa_tf.errors import ConfigError
+
+
+def _from_dict(cls, values: Mapping[str, Any], where: str):
+    """Build dataclass `cls` from `values`; unknown keys raise with a hint."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise ConfigError(f"Unknown key `{key}` in [{where}].{hint}")
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessingConfig:
+    """How an image becomes the network input (DESIGN 1-2)."""
+
+    # Paper: error map exponent p and reliability slope alpha (on 0-255).
+    error_exponent: float = 0.2
+    reliability_alpha: float = 1.0
+    # Paper: a two-level Gaussian pyramid gives I_low (1/4 scale).
+    pyramid_levels: int = 2
+    # Ours: the smallest side we accept (the network downsamples by 4).
+    min_size: int = 16
+    # Ours: the network sees I_hat / 16 (I_hat on 0-255 has std ~15).
+    input_scale: float = 1.0 / 16.0
+    # Ours: sigma_low (std of I_low, 0-255) is fed as sigma_low / 64; mu_r is in [0, 1].
+    sigma_low_scale: float = 1.0 / 64.0
+    # Ours: r_hat = r / max(mean(r), floor). Flat crops have mean(r) ~ 0 and would
+    # otherwise give 0/0 = NaN or an exploding weight (DESIGN 2).
+    reliability_floor: float = 0.05
+
+    @property
+    def output_stride(self) -> int:
+        return 2**self.pyramid_levels
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "PreprocessingConfig":
+        return _from_dict(cls, values, "preprocessing")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreScale:
+    """The dataset's score range and direction; the model trains on [0, 1], higher = better."""
+
+    low: float = 0.0
+    high: float = 100.0
+    higher_is_better: bool = True
+
+    def __post_init__(self):
+        if not self.high > self.low:
+            raise ConfigError(
+                f"`high` must be greater than `low`. Received: low={self.low}, high={self.high}"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "ScoreScale":
+        return _from_dict(cls, values, "score_scale")
+
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def _check_precision(precision):
+    if precision not in PRECISIONS:
+        raise ConfigError(f"`precision` must be one of {PRECISIONS}. Received: {precision!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage1Config:
+    """Stage 1: objective error maps from synthetic pairs (DESIGN 4)."""
+
+    crop_size: int = 112  # paper
+    batch_size: int = 32  # paper
+    learning_rate: float = 2e-4  # paper (Nadam)
+    steps_per_epoch: int = 200
+    epochs: int = 20
+    validation_references: float = 0.1  # fraction of references held out (by content)
+    validation_pairs: int = 256
+    early_stopping_patience: int = 4
+    # Ours: crops whose reference has mean reliability below this are dropped (flat sky).
+    min_crop_reliability: float = 0.2
+    # Ours: "mixed_bfloat16" halves step time on CPUs with AMX/AVX-512 BF16; the
+    # saved model is always float32.
+    precision: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_precision(self.precision)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Stage1Config":
+        return _from_dict(cls, values, "stage1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage2Config:
+    """Stage 2: subjective scores, fine-tuning the whole network (DESIGN 4)."""
+
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    # Ours: train on random square crops for speed (0 = whole images); evaluation is
+    # always on whole images.
+    crop_size: int = 256
+    epochs: int = 20
+    # Ours: cosine decay of the learning rate to this fraction over all epochs.
+    final_learning_rate_fraction: float = 0.05
+    holdout_fraction: float = 0.2
+    seed: int = 0
+    exclude_training_images: bool = True  # CLIVE's t1..t7 subject-training images
+    precision: str = "float32"
+
+    def __post_init__(self):
+        _check_precision(self.precision)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Stage2Config":
+        return _from_dict(cls, values, "stage2")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRecipe:
+    """A whole training recipe, as kept in one TOML file (see configs/)."""
+
+    preprocessing: PreprocessingConfig = PreprocessingConfig()
+    stage1: Stage1Config = Stage1Config()
+    stage2: Stage2Config = Stage2Config()
+    score_scale: ScoreScale = ScoreScale()
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainingRecipe":
+        sections = {
+            "preprocessing": PreprocessingConfig,
+            "stage1": Stage1Config,
+            "stage2": Stage2Config,
+            "score_scale": ScoreScale,
+        }
+        kwargs = {}
+        for key, value in values.items():
+            if key not in sections:
+                close = difflib.get_close_matches(key, sections, n=1)
+                hint = f" Did you mean `[{close[0]}]`?" if close else ""
+                raise ConfigError(f"Unknown section `[{key}]`.{hint}")
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"`{key}` must be a table. Received: {value!r}")
+            kwargs[key] = sections[key].from_dict(value)
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainingRecipe":
+        path = Path(path)
+        try:
+            with path.open("rb") as f:
+                values = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        try:
+            return cls.from_dict(values)
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"{path}: {e}") from None

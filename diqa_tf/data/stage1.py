@@ -1,0 +1,84 @@
+"""Stage-1 pairs generated on the fly from pristine references (DESIGN 4).
+
+Each element: a random crop of a reference, distorted by a random type and level,
+turned into ({"image": I_hat_d}, {"error_map": e, "reliability": r}) on the
+network's output grid. Normalization runs on the crop plus a margin, so the crop's
+border pixels see real context; the margin is a multiple of the output stride, so
+the pooled maps stay aligned.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from diqa_tf import preprocessing
+from diqa_tf.config import PreprocessingConfig
+from diqa_tf.data import distortions
+
+MARGIN = 16
+
+
+def reference_dataset(images):
+    """A dataset of RGB float32 references from a list of uint8/float arrays [H, W, 3]."""
+    images = [np.asarray(image, np.float32) for image in images]
+    return tf.data.Dataset.from_generator(
+        lambda: iter(images),
+        output_signature=tf.TensorSpec([None, None, 3], tf.float32),
+    ).cache()
+
+
+def make_pair(reference, seed, crop_size, config: PreprocessingConfig):
+    """One training example (plus the reference crop's mean reliability, for filtering)."""
+    s_crop, s_kind, s_level, s_distort = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 4)
+    )
+    size = crop_size + 2 * MARGIN
+    crop = tf.image.stateless_random_crop(reference, [size, size, 3], s_crop)
+    kind = tf.random.stateless_uniform(
+        [], s_kind, 0, len(distortions.ALL_KINDS), dtype=tf.int32
+    )
+    level = tf.random.stateless_uniform(
+        [], s_level, 0, distortions.NUM_LEVELS, dtype=tf.int32
+    )
+    distorted = distortions.distort(crop, kind, level, s_distort)
+    maps = preprocessing.stage1_targets(crop, distorted, config)
+
+    m = MARGIN // config.output_stride
+    g = crop_size // config.output_stride
+    inputs = {"image": maps["image"][MARGIN : MARGIN + crop_size, MARGIN : MARGIN + crop_size]}
+    targets = {key: maps[key][m : m + g, m : m + g] for key in ("error_map", "reliability")}
+    flatness = tf.reduce_mean(maps["reference_reliability"][m : m + g, m : m + g])
+    return inputs, targets, flatness
+
+
+def pair_dataset(
+    references,
+    config: PreprocessingConfig,
+    crop_size=112,
+    batch_size=32,
+    seed=0,
+    min_crop_reliability=0.2,
+    repeat=True,
+):
+    """Endless (or one-pass) batches of stage-1 pairs from `reference_dataset`.
+
+    Crops whose reference is nearly flat (mean reliability below
+    `min_crop_reliability`) are dropped: they carry no error to learn (DESIGN 2).
+    The crop size must be a multiple of the output stride.
+    """
+    if crop_size % config.output_stride:
+        raise ValueError(
+            f"`crop_size` must be a multiple of {config.output_stride}. Received: {crop_size}"
+        )
+    ds = references.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
+    ds = tf.data.Dataset.zip(ds, seeds)
+    ds = ds.map(
+        lambda ref, s: make_pair(ref, s, crop_size, config),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
+    ds = ds.map(lambda inputs, targets, rel: (inputs, targets))
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

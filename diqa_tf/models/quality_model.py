@@ -1,0 +1,125 @@
+"""Stage 2: the backbone, a regression head with the handcrafted features, and maps."""
+
+import keras
+import tensorflow as tf
+
+from diqa_tf.config import PreprocessingConfig, ScoreScale
+from diqa_tf.layers import BroadcastFeatures, ScoreMapping
+from diqa_tf.models.backbone import DIQABackbone
+from diqa_tf.models.error_map_model import ErrorMapModel, error_map_head
+
+
+@keras.saving.register_keras_serializable(package="diqa_tf")
+class QualityModel(keras.Model):
+    """{"image": I_hat, "features": [2]} -> {"score", "error_map", "quality_map"}.
+
+    - `score` [N]: the quality on the training data's scale (see `ScoreMapping`).
+    - `error_map` [N, h, w, 1]: the stage-1 head on the (fine-tuned) backbone.
+    - `quality_map` [N, h, w, 1]: the perceptual map of DESIGN 6 (ours): the stage-2
+      head applied at every position of conv8 (Dense on the last axis acts as a 1x1
+      conv) with the image's features broadcast; the score is the same head applied
+      to the spatial mean of conv8.
+    The model's score depends only on its own image: no padding, no batch statistics.
+    """
+
+    def __init__(
+        self,
+        backbone=None,
+        preprocessing_config=None,
+        score_scale=None,
+        hidden_units=128,
+        **kwargs,
+    ):
+        if isinstance(preprocessing_config, dict):
+            preprocessing_config = PreprocessingConfig.from_dict(preprocessing_config)
+        if isinstance(score_scale, dict):
+            score_scale = ScoreScale.from_dict(score_scale)
+        preprocessing_config = preprocessing_config or PreprocessingConfig()
+        score_scale = score_scale or ScoreScale()
+        if backbone is None:
+            backbone = DIQABackbone(input_scale=preprocessing_config.input_scale)
+
+        # === Layers ===
+        hidden = keras.layers.Dense(hidden_units, activation="relu", name="quality_hidden")
+        output = keras.layers.Dense(1, name="quality")
+        mapping = ScoreMapping(**score_scale.to_dict(), name="score_mapping")
+
+        # === Functional Model ===
+        image = keras.Input(shape=(None, None, 1), name="image")
+        features = keras.Input(shape=(2,), name="features")
+        conv8 = backbone(image)
+        error_map = error_map_head()(conv8)
+        pooled = keras.layers.GlobalAveragePooling2D(name="pool")(conv8)
+        quality = output(hidden(keras.layers.Concatenate(name="concat")([pooled, features])))
+        score = keras.layers.Reshape((), name="score")(mapping(quality))
+        local = keras.layers.Concatenate(name="concat_local")(
+            [conv8, BroadcastFeatures(name="broadcast")([features, conv8])]
+        )
+        quality_map = mapping(output(hidden(local)))
+        kwargs.setdefault("name", "diqa_quality")
+        super().__init__(
+            inputs={"image": image, "features": features},
+            outputs={"score": score, "error_map": error_map, "quality_map": quality_map},
+            **kwargs,
+        )
+
+        # === Config ===
+        self.backbone = backbone
+        self.preprocessing_config = preprocessing_config
+        self.score_scale = score_scale
+        self.hidden_units = hidden_units
+        self.score_mapping = mapping
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    @classmethod
+    def from_stage1(cls, stage1: ErrorMapModel, score_scale=None, hidden_units=128):
+        """A stage-2 model whose backbone and error-map head start from stage 1."""
+        model = cls(
+            preprocessing_config=stage1.preprocessing_config,
+            score_scale=score_scale,
+            hidden_units=hidden_units,
+        )
+        model.backbone.set_weights(stage1.backbone.get_weights())
+        model.get_layer("error_map").set_weights(stage1.get_layer("error_map").get_weights())
+        return model
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def _per_sample_loss(self, data, training):
+        """Squared error on the normalized scale ([0, 1], higher = better)."""
+        inputs, scores = data
+        predicted = self(inputs, training=training)["score"]
+        target = self.score_mapping.normalize(tf.reshape(scores, [-1]))
+        return tf.square(self.score_mapping.normalize(predicted) - target)
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            per_sample = self._per_sample_loss(data, training=True)
+            # Divides by the GLOBAL batch size: gradients are summed over replicas.
+            loss = tf.nn.compute_average_loss(per_sample)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        self.loss_tracker.update_state(per_sample)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        self.loss_tracker.update_state(self._per_sample_loss(data, training=False))
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "backbone": keras.layers.serialize(self.backbone),
+            "preprocessing_config": self.preprocessing_config.to_dict(),
+            "score_scale": self.score_scale.to_dict(),
+            "hidden_units": self.hidden_units,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
+

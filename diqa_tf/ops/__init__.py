@@ -1,0 +1,25 @@
+"""Pure TF functions: usable in tf.data, in exported graphs and on numpy arrays."""
+
+from diqa_tf.ops.image import decode_image, to_grayscale
+from diqa_tf.ops.maps import (
+    error_map,
+    handcrafted_features,
+    normalize_reliability,
+    pool_to_output,
+    reliability_map,
+)
+from diqa_tf.ops.pyramid import high_pass, low_pass, pyr_down, pyr_up
+
+__all__ = [
+    "decode_image",
+    "error_map",
+    "handcrafted_features",
+    "high_pass",
+    "low_pass",
+    "normalize_reliability",
+    "pool_to_output",
+    "pyr_down",
+    "pyr_up",
+    "reliability_map",
+    "to_grayscale",
+]
