@@ -4,13 +4,43 @@ Exit status: 0 success, 1 some inputs failed (each named on stderr), 2 usage err
 """
 
 import argparse
+import csv
+import io
+import json
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 from diqa_tf.errors import DIQAError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _start_tensorflow():
+    """Import TensorFlow and set up its devices with native stderr silenced.
+
+    TF's C++ start-up lines (oneDNN notes, CUDA probes) are printed before its log
+    level applies; users of a command-line tool should not have to read them.
+    Python exceptions are unaffected.
+    """
+    if os.environ.get("DIQA_TF_LOGS"):
+        import tensorflow as tf
+
+        return tf
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tf
 
 
 def _error(message):
@@ -72,6 +102,130 @@ def cmd_train_stage2(args):
     return EXIT_OK
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _output_file(text):
+    if Path(text).suffix.lower() not in (".csv", ".json"):
+        raise argparse.ArgumentTypeError(f"must end in .csv or .json, got {text!r}")
+    return text
+
+
+def _write_atomic(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _format_scores(rows, json_format):
+    if json_format:
+        return json.dumps([{"path": p, "score": s} for p, s in rows], indent=1) + "\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "score"])
+    writer.writerows((p, f"{s:.4f}") for p, s in rows)
+    return buffer.getvalue()
+
+
+def _quality_model(path):
+    from diqa_tf.models import QualityModel
+    from diqa_tf.resources import load_model
+
+    return load_model(path, expected=QualityModel)
+
+
+def cmd_predict(args):
+    from diqa_tf.data import files
+    from diqa_tf.inference import Scorer
+
+    model = _quality_model(args.model)
+    paths, problems = files.find_images(args.inputs)
+    for item, reason in problems:
+        _error(f"{item}: {reason}")
+    start = time.time()
+    scores, errors = Scorer(model, args.batch_size).score_files(paths)
+    for error in errors:
+        _error(str(error))
+    rows = [(p, scores[p]) for p in paths if p in scores]
+    text = _format_scores(rows, args.output and args.output.lower().endswith(".json"))
+    if args.output:
+        if rows:
+            _write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    seconds = time.time() - start
+    failed = len(errors) + len(problems)
+    print(
+        f"scored {len(rows)} images, {failed} failed, in {seconds:.1f} s "
+        f"({len(rows) / max(seconds, 1e-9):.1f} images/s)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_evaluate(args):
+    from diqa_tf.evaluation.evaluate import evaluate_records
+    from diqa_tf.data.score_csv import read_score_csv
+
+    model = _quality_model(args.model)
+    records = read_score_csv(args.csv)
+    result, errors = evaluate_records(model, records, args.batch_size)
+    for error in errors:
+        _error(str(error))
+    print(f"SRCC  {result.srcc:.4f}")
+    print(f"PLCC  {result.plcc:.4f}")
+    print(f"KRCC  {result.krcc:.4f}")
+    print(f"RMSE  {result.rmse:.4f}")
+    print(f"N     {result.n}")
+    if result.fit != "logistic":
+        print(f"(PLCC and RMSE after a {result.fit} fit: the logistic fit did not converge)")
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+def cmd_demo(args):
+    from diqa_tf import demo
+    from diqa_tf.inference import Scorer
+    from diqa_tf.viz.error_maps import save_map_grid
+
+    model = _quality_model(args.model)
+    start = time.time()
+    items, outputs = demo.run_demo(Scorer(model))
+    table = demo.score_table(items, outputs)
+    print(f"Mean predicted quality of {len(demo.DEMO_PHOTOS)} scikit-image photos "
+          f"({', '.join(demo.DEMO_PHOTOS)}); higher = better")
+    header = f"{'distortion':<15}{'original':>9}" + "".join(f"{'level ' + str(i):>9}" for i in range(5))
+    print(header)
+    for kind, row in table.items():
+        print(f"{kind:<15}" + "".join(f"{v:9.1f}" for v in row))
+    output = Path(args.output)
+    rows = []
+    for (name, kind, level, image), out in zip(items, outputs):
+        if name == demo.DEMO_PHOTOS[0] and level in (None, 1, 3):
+            label = f"{name}, {kind} level {level}" if level is not None else f"{name}, original"
+            rows.append({**out, "image": image, "label": f"{label}: score {out['score']:.1f}"})
+    save_map_grid(rows, output / "demo_maps.png", title="DIQA: predicted maps")
+    _write_atomic(
+        output / "demo_scores.csv",
+        "photo,distortion,level,score\n"
+        + "".join(
+            f"{n},{k},{'' if l is None else l},{o['score']:.4f}\n"
+            for (n, k, l, _), o in zip(items, outputs)
+        ),
+    )
+    print(f"wrote {output / 'demo_maps.png'} and {output / 'demo_scores.csv'} "
+          f"({len(items)} images in {time.time() - start:.0f} s)")
+    return EXIT_OK
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="diqa", description="DIQA blind image quality prediction (Keras 3 / TensorFlow)."
@@ -97,12 +251,32 @@ def build_parser():
     s2.add_argument("--output", required=True, help="folder for the model and logs")
     s2.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
     s2.set_defaults(func=cmd_train_stage2)
+
+    predict = commands.add_parser("predict", help="score image files (CSV path,score)")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    predict.add_argument("--model", help="a DIQA .keras model (default: the shipped model)")
+    predict.add_argument("--batch-size", type=_positive_int, default=8)
+    predict.add_argument("--output", type=_output_file,
+                         help="write to FILE.csv or FILE.json instead of standard output")
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="SRCC, PLCC, KRCC, RMSE on a scored CSV")
+    evaluate.add_argument("--model", help="a DIQA .keras model (default: the shipped model)")
+    evaluate.add_argument("--csv", required=True, help="CSV with columns image,mos")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=8)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    demo = commands.add_parser("demo", help="score scikit-image photos at growing distortion")
+    demo.add_argument("--model", help="a DIQA .keras model (default: the shipped model)")
+    demo.add_argument("--output", default="demo_output", help="folder for the picture and CSV")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    _start_tensorflow()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return args.func(args)

@@ -48,7 +48,10 @@ class QualityModel(keras.Model):
         image = keras.Input(shape=(None, None, 1), name="image")
         features = keras.Input(shape=(2,), name="features")
         conv8 = backbone(image)
-        error_map = error_map_head()(conv8)
+        # The stage-1 head rides along, frozen: stage 2 has no error-map targets.
+        error_head = error_map_head()
+        error_head.trainable = False
+        error_map = error_head(conv8)
         pooled = keras.layers.GlobalAveragePooling2D(name="pool")(conv8)
         quality = output(hidden(keras.layers.Concatenate(name="concat")([pooled, features])))
         score = keras.layers.Reshape((), name="score")(mapping(quality))

@@ -1,0 +1,42 @@
+"""Finding and loading models, the shipped default included."""
+
+import importlib.resources
+from pathlib import Path
+
+import keras
+
+from diqa_tf.errors import ModelError
+
+DEFAULT_MODEL = "diqa_clive.keras"
+
+
+def default_model_path():
+    """The shipped model: `saved_models/` in a clone, installed as `diqa_tf.shipped`."""
+    return Path(str(importlib.resources.files("diqa_tf.shipped").joinpath(DEFAULT_MODEL)))
+
+
+def load_model(path=None, expected=None):
+    """Load a DIQA `.keras` model in Keras safe mode (never runs code from the file).
+
+    `expected` is the class the caller needs (e.g. QualityModel); anything else is
+    refused with a ModelError that says what the file holds.
+    """
+    import diqa_tf.models  # noqa: F401  (registers the classes for deserialization)
+
+    path = Path(path) if path else default_model_path()
+    if not path.exists():
+        raise ModelError(f"{path}: no such model file")
+    if path.is_dir() or path.suffix != ".keras":
+        raise ModelError(f"{path}: not a Keras model file (expected a `.keras` file)")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # Keras raises many types for foreign or corrupt files.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: not a loadable DIQA model ({first})") from None
+    if expected is not None and not isinstance(model, expected):
+        raise ModelError(
+            f"{path}: holds a {type(model).__name__}, not a {expected.__name__}"
+            + (" (a stage-1 model predicts error maps, not scores)"
+               if type(model).__name__ == "ErrorMapModel" else "")
+        )
+    return model

@@ -1,0 +1,107 @@
+"""Stage-2 training: fine-tune the whole network on subjective scores (DESIGN 4)."""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from diqa_tf.config import TrainingRecipe
+from diqa_tf.data import stage2 as stage2_data
+from diqa_tf.data.score_csv import read_score_csv
+from diqa_tf.errors import DatasetError
+from diqa_tf.evaluation.metrics import correlations
+from diqa_tf.evaluation.splits import content_split
+from diqa_tf.inference import Scorer
+from diqa_tf.models import ErrorMapModel, QualityModel
+from diqa_tf.resources import load_model
+from diqa_tf.training.checkpoints import save_model_atomic
+from diqa_tf.training.precision import as_float32, precision_policy
+
+logger = logging.getLogger(__name__)
+
+
+def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verbose=1):
+    """Train a QualityModel from a stage-1 model on the images of `csv_path`.
+
+    With `stage2.holdout_fraction > 0`, a content-disjoint part of the CSV is held
+    out and scored on whole images at the end (the honest accuracy); 0 trains on
+    everything. Writes `stage2.keras`, `stage2_log.csv`, `stage2_metrics.json`
+    (with the held-out names and predictions) and `backup/` (resumable) to
+    `output_dir`. Returns the metrics dict.
+    """
+    cfg = recipe.stage2
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+
+    records = read_score_csv(csv_path, exclude_training_images=cfg.exclude_training_images)
+    train_idx, holdout_idx = content_split(
+        [r.content for r in records], cfg.holdout_fraction, cfg.seed
+    )
+    train_records = [records[i] for i in train_idx]
+    if len(train_records) < cfg.batch_size:
+        raise DatasetError(
+            f"{csv_path}: {len(train_records)} training images, fewer than one batch "
+            f"({cfg.batch_size})"
+        )
+    logger.info("stage 2: %d training images, %d held out", len(train_idx), len(holdout_idx))
+
+    stage1 = load_model(stage1_path, expected=ErrorMapModel)
+    with precision_policy(cfg.precision):
+        model = QualityModel.from_stage1(stage1, score_scale=recipe.score_scale)
+    steps_per_epoch = max(1, len(train_records) // cfg.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate,
+        decay_steps=steps_per_epoch * cfg.epochs,
+        alpha=cfg.final_learning_rate_fraction,
+    )
+    model.compile(optimizer=keras.optimizers.Nadam(schedule))
+    dataset = stage2_data.training_dataset(
+        [r.path for r in train_records],
+        [r.score for r in train_records],
+        recipe.preprocessing,
+        cfg.batch_size,
+        cfg.crop_size,
+        cfg.seed,
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
+        keras.callbacks.CSVLogger(str(output_dir / "stage2_log.csv"), append=True),
+    ]
+    start = time.time()
+    try:
+        model.fit(
+            dataset,
+            steps_per_epoch=steps_per_epoch,
+            epochs=cfg.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    except tf.errors.InvalidArgumentError as e:
+        raise DatasetError(f"{csv_path}: {e.message.splitlines()[0]}") from None
+    seconds = time.time() - start
+
+    model = as_float32(model, QualityModel)
+    save_model_atomic(model, output_dir / "stage2.keras")
+    metrics = {
+        "training_seconds": round(seconds, 1),
+        "training_images": len(train_idx),
+        "holdout_images": len(holdout_idx),
+    }
+    if holdout_idx:
+        held = [records[i] for i in holdout_idx]
+        scores, errors = Scorer(model).score_files([r.path for r in held])
+        if errors:
+            raise DatasetError("; ".join(str(e) for e in errors[:3]))
+        predictions = np.array([scores[r.path] for r in held])
+        targets = np.array([r.score for r in held])
+        metrics["holdout"] = correlations(predictions, targets).to_dict()
+        metrics["holdout_predictions"] = {
+            r.path: float(p) for r, p in zip(held, predictions)
+        }
+    (output_dir / "stage2_metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

@@ -1,0 +1,64 @@
+"""Pictures of images with their predicted maps (matplotlib, the `[viz]` extra)."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from diqa_tf.errors import DIQAError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise DIQAError(
+            "pictures need matplotlib: pip install 'diqa-tf[viz]' (or pip install matplotlib)"
+        ) from None
+    return plt
+
+
+def upsample(grid_map, shape):
+    """Nearest-neighbour upsampling of an output-grid map to an image's [H, W]."""
+    grid_map = np.asarray(grid_map)[..., 0] if np.ndim(grid_map) == 3 else np.asarray(grid_map)
+    ry = -(-shape[0] // grid_map.shape[0])
+    rx = -(-shape[1] // grid_map.shape[1])
+    return np.kron(grid_map, np.ones((ry, rx)))[: shape[0], : shape[1]]
+
+
+def save_map_grid(rows, path, title=None):
+    """Write a PNG grid: one row per entry, columns image | error map | quality map.
+
+    `rows`: dicts with "image" (RGB 0-255), "error_map", "quality_map" (output
+    grid) and "label". The file is written atomically.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), 3, figsize=(10, 3.1 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        image = np.clip(np.asarray(row["image"]) / 255.0, 0, 1)
+        shape = image.shape[:2]
+        ax_row[0].imshow(image)
+        ax_row[0].set_title(row["label"], fontsize=9)
+        error = ax_row[1].imshow(upsample(row["error_map"], shape), cmap="magma")
+        ax_row[1].set_title("predicted error map (higher = more error)", fontsize=8)
+        fig.colorbar(error, ax=ax_row[1], fraction=0.046)
+        ax_row[2].imshow(image.mean(axis=-1), cmap="gray")
+        quality = ax_row[2].imshow(
+            upsample(row["quality_map"], shape), cmap="RdYlGn", alpha=0.55
+        )
+        ax_row[2].set_title("perceptual quality map (overlay)", fontsize=8)
+        fig.colorbar(quality, ax=ax_row[2], fraction=0.046)
+        for ax in ax_row:
+            ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,172 @@
+"""The DIQA Keras models (DESIGN 3-4): sizes, shapes, serialization, training steps."""
+
+import keras
+import numpy as np
+import pytest
+
+from diqa_tf.config import PreprocessingConfig, ScoreScale
+from diqa_tf.layers import ScoreMapping
+from diqa_tf.models import DIQABackbone, ErrorMapModel, QualityModel
+
+
+def model_inputs(rng, n, h, w):
+    return {
+        "image": (rng.standard_normal((n, h, w, 1)) * 15.0).astype(np.float32),
+        "features": rng.random((n, 2)).astype(np.float32),
+    }
+
+
+def stage1_targets(rng, n, h, w):
+    shape = (n, -(-h // 4), -(-w // 4), 1)
+    return {
+        "error_map": rng.random(shape).astype(np.float32) + 0.1,
+        "reliability": rng.random(shape).astype(np.float32),
+    }
+
+
+def assert_outputs_equal(a, b, atol=1e-6):
+    assert set(a) == set(b)
+    for key in a:
+        np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), atol=atol, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def quality_model():
+    keras.utils.set_random_seed(1)
+    return QualityModel(score_scale=ScoreScale(1.0, 9.0, higher_is_better=False))
+
+
+def test_error_map_model_has_the_paper_parameter_count():
+    model = ErrorMapModel()
+    assert model.count_params() == 381_329
+    assert model.backbone.count_params() == 381_329 - 129
+
+
+def test_quality_model_output_shapes(rng, quality_model):
+    out = quality_model(model_inputs(rng, 2, 17, 33))
+    assert tuple(out["score"].shape) == (2,)
+    assert tuple(out["error_map"].shape) == (2, 5, 9, 1)
+    assert tuple(out["quality_map"].shape) == (2, 5, 9, 1)
+    stage1 = ErrorMapModel()({"image": model_inputs(rng, 2, 17, 33)["image"]})
+    assert tuple(stage1["error_map"].shape) == (2, 5, 9, 1)
+
+
+def test_error_map_model_config_round_trip(rng):
+    config = PreprocessingConfig(reliability_floor=0.1, input_scale=0.05)
+    model = ErrorMapModel(preprocessing_config=config)
+    clone = ErrorMapModel.from_config(model.get_config())
+    assert type(clone) is ErrorMapModel
+    assert isinstance(clone.backbone, DIQABackbone)
+    assert clone.preprocessing_config == config
+    assert clone.backbone.input_scale == 0.05
+    clone.set_weights(model.get_weights())
+    x = {"image": model_inputs(rng, 2, 16, 20)["image"]}
+    assert_outputs_equal(model(x), clone(x))
+
+
+def test_quality_model_config_round_trip(rng, quality_model):
+    clone = QualityModel.from_config(quality_model.get_config())
+    assert type(clone) is QualityModel
+    assert clone.score_scale == quality_model.score_scale
+    assert clone.hidden_units == quality_model.hidden_units
+    clone.set_weights(quality_model.get_weights())
+    x = model_inputs(rng, 2, 17, 20)
+    assert_outputs_equal(quality_model(x), clone(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("safe_mode", [None, True])
+def test_quality_model_keras_file_round_trip(rng, tmp_path, quality_model, safe_mode):
+    path = tmp_path / "quality.keras"
+    quality_model.save(path)
+    kwargs = {} if safe_mode is None else {"safe_mode": safe_mode}
+    loaded = keras.saving.load_model(path, **kwargs)
+    assert type(loaded) is QualityModel
+    assert loaded.score_scale == quality_model.score_scale
+    x = model_inputs(rng, 2, 17, 20)
+    assert_outputs_equal(quality_model(x), loaded(x), atol=0)
+
+
+def test_error_map_model_keras_file_round_trip(rng, tmp_path):
+    model = ErrorMapModel(preprocessing_config=PreprocessingConfig(reliability_floor=0.1))
+    path = tmp_path / "stage1.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded) is ErrorMapModel
+    assert loaded.preprocessing_config == model.preprocessing_config
+    x = {"image": model_inputs(rng, 1, 16, 16)["image"]}
+    assert_outputs_equal(model(x), loaded(x), atol=0)
+
+
+def test_from_stage1_copies_backbone_and_head(rng):
+    stage1 = ErrorMapModel(preprocessing_config=PreprocessingConfig(reliability_floor=0.1))
+    # Weights that no fresh initialization could give.
+    stage1.set_weights([w + rng.normal(0, 0.01, w.shape) for w in stage1.get_weights()])
+    stage2 = QualityModel.from_stage1(stage1, score_scale=ScoreScale(0.0, 10.0))
+    assert stage2.preprocessing_config == stage1.preprocessing_config
+    for a, b in zip(stage1.backbone.get_weights(), stage2.backbone.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(
+        stage1.get_layer("error_map").get_weights(),
+        stage2.get_layer("error_map").get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    x = model_inputs(rng, 2, 16, 24)
+    np.testing.assert_allclose(
+        stage2(x)["error_map"], stage1({"image": x["image"]})["error_map"], atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("higher_is_better", [False, True])
+def test_score_mapping(higher_is_better):
+    mapping = ScoreMapping(low=10.0, high=90.0, higher_is_better=higher_is_better)
+    q = np.array([0.0, 0.25, 1.0], np.float32)
+    scores = np.asarray(mapping(q))
+    if higher_is_better:
+        np.testing.assert_allclose(scores, [10.0, 30.0, 90.0], rtol=1e-6)
+    else:  # DMOS: the best quality is the lowest score
+        np.testing.assert_allclose(scores, [90.0, 70.0, 10.0], rtol=1e-6)
+    np.testing.assert_allclose(mapping.normalize(scores), q, atol=1e-6)
+    np.testing.assert_allclose(mapping(mapping.normalize([20.0, 55.0])), [20.0, 55.0], rtol=1e-6)
+    clone = ScoreMapping.from_config(mapping.get_config())
+    np.testing.assert_allclose(clone(q), scores, rtol=1e-6)
+
+
+def test_score_does_not_depend_on_the_batch(rng, quality_model):
+    a, b = model_inputs(rng, 1, 20, 28), model_inputs(rng, 1, 20, 28)
+    b["image"] *= 3.0
+    batch = {k: np.concatenate([a[k], b[k]]) for k in a}
+    alone = quality_model(a)
+    together = quality_model(batch)
+    reversed_batch = quality_model({k: v[::-1].copy() for k, v in batch.items()})
+    np.testing.assert_allclose(alone["score"][0], together["score"][0], atol=1e-5)
+    np.testing.assert_allclose(alone["score"][0], reversed_batch["score"][1], atol=1e-5)
+    np.testing.assert_allclose(alone["quality_map"][0], together["quality_map"][0], atol=1e-5)
+
+
+def _finite_loss(history):
+    loss = history.history["loss"]
+    return len(loss) == 1 and np.isfinite(loss[0])
+
+
+def test_error_map_model_fit_step(rng):
+    model = ErrorMapModel()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01))
+    before = model.get_weights()
+    x = {"image": model_inputs(rng, 4, 16, 16)["image"]}
+    history = model.fit(x, stage1_targets(rng, 4, 16, 16), batch_size=4, epochs=1, verbose=0)
+    assert _finite_loss(history)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    val = model.evaluate(x, stage1_targets(rng, 4, 16, 16), verbose=0, return_dict=True)
+    assert np.isfinite(val["loss"])
+
+
+def test_quality_model_fit_step(rng):
+    model = QualityModel()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01))
+    before = model.get_weights()
+    x = model_inputs(rng, 4, 16, 16)
+    scores = rng.uniform(0.0, 100.0, 4).astype(np.float32)
+    history = model.fit(x, scores, batch_size=4, epochs=1, verbose=0)
+    assert _finite_loss(history)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
