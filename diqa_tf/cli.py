@@ -226,6 +226,18 @@ def cmd_demo(args):
     return EXIT_OK
 
 
+def cmd_export(args):
+    from diqa_tf.export.saved_model import export_saved_model
+
+    model = _quality_model(args.model)
+    target = Path(args.output) / str(args.version)
+    if target.exists() and not args.overwrite:
+        raise DIQAError(f"{target}: version {args.version} exists (use --overwrite to replace it)")
+    export_saved_model(model, target, overwrite=args.overwrite)
+    print(f"wrote SavedModel {target} (signatures: serving_default, predict_image)")
+    return EXIT_OK
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="diqa", description="DIQA blind image quality prediction (Keras 3 / TensorFlow)."
@@ -270,6 +282,13 @@ def build_parser():
     demo.add_argument("--model", help="a DIQA .keras model (default: the shipped model)")
     demo.add_argument("--output", default="demo_output", help="folder for the picture and CSV")
     demo.set_defaults(func=cmd_demo)
+
+    export = commands.add_parser("export", help="write a SavedModel for TF Serving")
+    export.add_argument("--model", help="a DIQA .keras model (default: the shipped model)")
+    export.add_argument("--output", required=True, help="model folder; the version goes below it")
+    export.add_argument("--version", type=_positive_int, default=1)
+    export.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    export.set_defaults(func=cmd_export)
     return parser
 
 
