@@ -1,0 +1,49 @@
+"""Configs: strict loading with hints, and the shipped recipe parses."""
+
+from pathlib import Path
+
+import pytest
+
+from diqa_tf.config import PreprocessingConfig, ScoreScale, TrainingRecipe
+from diqa_tf.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_the_design_constants():
+    config = PreprocessingConfig()
+    assert (config.error_exponent, config.reliability_alpha, config.pyramid_levels) == (0.2, 1.0, 2)
+    assert config.output_stride == 4
+
+
+def test_unknown_key_raises_with_hint():
+    with pytest.raises(ConfigError, match="Did you mean `error_exponent`"):
+        PreprocessingConfig.from_dict({"error_exponet": 0.3})
+
+
+def test_unknown_section_raises_with_hint():
+    with pytest.raises(ConfigError, match=r"Did you mean `\[stage1\]`"):
+        TrainingRecipe.from_dict({"stage_1": {}})
+
+
+def test_bad_precision_and_scale_raise():
+    with pytest.raises(ConfigError, match="precision"):
+        TrainingRecipe.from_dict({"stage1": {"precision": "fp8"}})
+    with pytest.raises(ConfigError, match="greater than"):
+        ScoreScale(low=5, high=1)
+
+
+def test_load_reports_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[stage1\n")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        TrainingRecipe.load(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        TrainingRecipe.load(tmp_path / "missing.toml")
+
+
+def test_shipped_recipe_loads():
+    recipe = TrainingRecipe.load(ROOT / "configs" / "shipped.toml")
+    assert recipe.preprocessing == PreprocessingConfig()
+    assert recipe.stage1.crop_size == 112 and recipe.stage1.batch_size == 32
+    assert recipe.score_scale == ScoreScale(0.0, 100.0, True)

@@ -1,0 +1,46 @@
+"""Packaging: every subpackage is installed, and the shipped model is found and loads."""
+
+import configparser
+from pathlib import Path
+
+from diqa_tf.models import QualityModel
+from diqa_tf.resources import default_model_path, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_setup_cfg_lists_every_subpackage():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    on_disk = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "diqa_tf").rglob("__init__.py")
+    }
+    assert on_disk | {"diqa_tf.shipped"} == listed
+
+
+def test_shipped_model_is_the_default_and_loads():
+    path = default_model_path()
+    assert path.resolve() == (ROOT / "saved_models" / "diqa_clive.keras").resolve()
+    model = load_model()
+    assert isinstance(model, QualityModel)
+    assert model.score_scale.high == 100.0
+
+
+def test_wheel_carries_the_shipped_model(tmp_path):
+    """An installed wheel finds the default model as diqa_tf/shipped/ (not only a clone)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--quiet", "--wheel-dir", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("diqa_tf-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "diqa_tf/shipped/diqa_clive.keras" in names
+    assert "diqa_tf/cli.py" in names and "diqa_tf/ops/pyramid.py" in names
