@@ -69,9 +69,19 @@ def _load_references(folders, with_skimage_photos):
     return references
 
 
+def _check_training_output(output, model_name, overwrite):
+    """Refuse to replace a finished model; an interrupted run (backup/) resumes."""
+    output = Path(output)
+    if (output / model_name).exists() and not (output / "backup").exists() and not overwrite:
+        raise DIQAError(
+            f"{output / model_name}: a finished model is there; use --overwrite to train anew"
+        )
+
+
 def cmd_train_stage1(args):
     from diqa_tf.training.stage1 import train_stage1
 
+    _check_training_output(args.output, "stage1.keras", args.overwrite)
     recipe = _load_recipe(args.config)
     references = _load_references(args.references, args.with_skimage_photos)
     print(f"stage 1: {len(references)} reference images -> {args.output}", flush=True)
@@ -88,6 +98,7 @@ def cmd_train_stage1(args):
 def cmd_train_stage2(args):
     from diqa_tf.training.stage2 import train_stage2
 
+    _check_training_output(args.output, "stage2.keras", args.overwrite)
     recipe = _load_recipe(args.config)
     metrics = train_stage2(
         args.csv, args.stage1, recipe, args.output, verbose=2 if args.quiet else 1
@@ -244,7 +255,12 @@ def build_parser():
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train stage 1 or stage 2")
+    train = commands.add_parser(
+        "train",
+        help="train stage 1 or stage 2",
+        description="Train a stage. Checkpoints go to OUTPUT/backup; run the same command "
+        "again to resume an interrupted run.",
+    )
     stages = train.add_subparsers(dest="stage", required=True, metavar="STAGE")
     s1 = stages.add_parser("stage1", help="learn objective error maps from synthetic pairs")
     s1.add_argument("--references", nargs="*", default=[], metavar="DIR",
@@ -254,6 +270,7 @@ def build_parser():
     s1.add_argument("--config", help="training recipe (TOML), e.g. configs/shipped.toml")
     s1.add_argument("--output", required=True, help="folder for the model and logs")
     s1.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    s1.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")
     s1.set_defaults(func=cmd_train_stage1)
 
     s2 = stages.add_parser("stage2", help="learn subjective scores from a CSV of image,mos")
@@ -262,6 +279,7 @@ def build_parser():
     s2.add_argument("--config", help="training recipe (TOML), e.g. configs/shipped.toml")
     s2.add_argument("--output", required=True, help="folder for the model and logs")
     s2.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    s2.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")
     s2.set_defaults(func=cmd_train_stage2)
 
     predict = commands.add_parser("predict", help="score image files (CSV path,score)")

@@ -1,6 +1,7 @@
 """Stage-2 training: fine-tune the whole network on subjective scores (DESIGN 4)."""
 
 import json
+import os
 import logging
 import time
 from pathlib import Path
@@ -100,8 +101,9 @@ def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verb
         predictions = np.array([scores[r.path] for r in held])
         targets = np.array([r.score for r in held])
         metrics["holdout"] = correlations(predictions, targets).to_dict()
+        root = Path(csv_path).parent
         metrics["holdout_predictions"] = {
-            r.path: float(p) for r, p in zip(held, predictions)
+            os.path.relpath(r.path, root): float(p) for r, p in zip(held, predictions)
         }
     (output_dir / "stage2_metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
