@@ -43,6 +43,20 @@ def _start_tensorflow():
     return tf
 
 
+class _StderrHandler(logging.Handler):
+    """Library log lines to whatever sys.stderr is now (the CLI owns the terminal)."""
+
+    def emit(self, record):
+        print(self.format(record), file=sys.stderr)
+
+
+def _setup_logging():
+    logger = logging.getLogger("diqa_tf")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+
+
 def _error(message):
     print(f"diqa: error: {message}", file=sys.stderr)
 
@@ -314,7 +328,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     _start_tensorflow()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _setup_logging()
     try:
         return args.func(args)
     except DIQAError as e:

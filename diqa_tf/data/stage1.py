@@ -10,11 +10,34 @@ the pooled maps stay aligned.
 import numpy as np
 import tensorflow as tf
 
-from diqa_tf import preprocessing
+from diqa_tf import ops, preprocessing
 from diqa_tf.config import PreprocessingConfig
 from diqa_tf.data import distortions
 
 MARGIN = 16
+
+
+def screen_references(references, config: PreprocessingConfig, crop_size, min_reliability):
+    """Split [(name, image)] into (usable, rejected) references.
+
+    Rejected, each with its reason: images smaller than a crop plus its margins,
+    and near-flat images (mean reliability below `min_reliability`), from which
+    the flat-crop filter could never draw a pair.
+    """
+    usable, rejected = [], []
+    size = crop_size + 2 * MARGIN
+    for name, image in references:
+        image = np.asarray(image, np.float32)
+        if min(image.shape[:2]) < size:
+            rejected.append((name, f"smaller than {size}x{size} (crop plus margins)"))
+            continue
+        hp, _ = ops.high_pass(ops.to_grayscale(image), config.pyramid_levels)
+        structure = float(tf.reduce_mean(ops.reliability_map(hp, config.reliability_alpha)))
+        if structure < min_reliability:
+            rejected.append((name, f"nearly flat (mean reliability {structure:.3f})"))
+            continue
+        usable.append((name, image))
+    return usable, rejected
 
 
 def reference_dataset(images):

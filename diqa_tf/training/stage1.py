@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from diqa_tf.config import TrainingRecipe
 from diqa_tf.data import stage1 as stage1_data
+from diqa_tf.errors import DatasetError
 from diqa_tf.evaluation.maps import error_map_quality
 from diqa_tf.models import ErrorMapModel
 from diqa_tf.training.checkpoints import AtomicBestCheckpoint, save_model_atomic
@@ -20,9 +21,16 @@ logger = logging.getLogger(__name__)
 
 
 def split_references(names, fraction, seed):
-    """Content-disjoint split of reference indices: (train, validation)."""
+    """Content-disjoint split of reference indices: (train, validation).
+
+    With `fraction > 0` both sides get at least one reference.
+    """
+    if fraction > 0 and len(names) < 2:
+        raise DatasetError(
+            f"stage 1 needs at least 2 usable references (one for validation); got {len(names)}"
+        )
     order = np.random.default_rng(seed).permutation(len(names))
-    n_val = max(1, int(round(fraction * len(names)))) if fraction > 0 else 0
+    n_val = min(max(1, int(round(fraction * len(names)))), len(names) - 1) if fraction > 0 else 0
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
@@ -39,6 +47,13 @@ def train_stage1(references, recipe: TrainingRecipe, output_dir, verbose=1):
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
 
+    references, rejected = stage1_data.screen_references(
+        references, pre, cfg.crop_size, cfg.min_crop_reliability
+    )
+    for name, reason in rejected:
+        logger.warning("stage 1: reference %s left out: %s", name, reason)
+    if not references:
+        raise DatasetError("stage 1: no usable reference image (see the warnings above)")
     names = [name for name, _ in references]
     train_idx, val_idx = split_references(names, cfg.validation_references, cfg.seed)
     logger.info(
@@ -83,6 +98,7 @@ def train_stage1(references, recipe: TrainingRecipe, output_dir, verbose=1):
         epochs=cfg.epochs,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # the tf.data pipelines shuffle themselves
     )
     seconds = time.time() - start
     model = as_float32(keras.saving.load_model(best_path), ErrorMapModel)

@@ -49,6 +49,11 @@ def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verb
             f"{csv_path}: {len(train_records)} training images, fewer than one batch "
             f"({cfg.batch_size})"
         )
+    if 0 < len(holdout_idx) < 3:
+        raise DatasetError(
+            f"{csv_path}: holdout_fraction {cfg.holdout_fraction} holds out {len(holdout_idx)} "
+            "images; correlations need at least 3 (raise it, or use 0 to train on all)"
+        )
     logger.info("stage 2: %d training images, %d held out", len(train_idx), len(holdout_idx))
 
     stage1 = load_model(stage1_path, expected=ErrorMapModel)
@@ -81,6 +86,7 @@ def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verb
             epochs=cfg.epochs,
             callbacks=callbacks,
             verbose=verbose,
+        shuffle=False,  # the tf.data pipelines shuffle themselves
         )
     except tf.errors.InvalidArgumentError as e:
         raise DatasetError(f"{csv_path}: {e.message.splitlines()[0]}") from None
