@@ -15,7 +15,7 @@ from pathlib import Path
 
 from diqa_tf.errors import DIQAError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED = 0, 1  # argparse exits with 2 on usage errors
 
 
 def _start_tensorflow():
@@ -26,9 +26,7 @@ def _start_tensorflow():
     Python exceptions are unaffected.
     """
     if os.environ.get("DIQA_TF_LOGS"):
-        import tensorflow as tf
-
-        return tf
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -40,7 +38,6 @@ def _start_tensorflow():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-    return tf
 
 
 class _StderrHandler(logging.Handler):
@@ -72,7 +69,8 @@ def _load_references(folders, with_skimage_photos):
 
     references = []
     paths, problems = files.find_images(folders)
-    for item, reason in problems:
+    if problems:
+        item, reason = problems[0]
         raise DIQAError(f"{item}: {reason}")
     for path in paths:
         references.append((str(path), files.read_image(path).numpy()))
@@ -234,7 +232,8 @@ def cmd_demo(args):
     output = Path(args.output)
     rows = []
     for (name, kind, level, image), out in zip(items, outputs):
-        if name == demo.DEMO_PHOTOS[0] and level in (None, 1, 3):
+        shown = level in (1, 3) or (level is None and kind == demo.DEMO_DISTORTIONS[0])
+        if name == demo.DEMO_PHOTOS[0] and shown:
             label = f"{name}, {kind} level {level}" if level is not None else f"{name}, original"
             rows.append({**out, "image": image, "label": f"{label}: score {out['score']:.1f}"})
     save_map_grid(rows, output / "demo_maps.png", title="DIQA: predicted maps")

@@ -36,18 +36,29 @@ def save_map_grid(rows, path, title=None):
     grid) and "label". The file is written atomically.
     """
     plt = _pyplot()
+    # One colour scale per column, so rows compare (robust to a few extreme cells).
+    error_range = np.percentile(np.concatenate([np.ravel(r["error_map"]) for r in rows]), [1, 99])
+    quality_range = np.percentile(
+        np.concatenate([np.ravel(r["quality_map"]) for r in rows]), [1, 99]
+    )
     fig, axes = plt.subplots(len(rows), 3, figsize=(10, 3.1 * len(rows)), squeeze=False)
     for ax_row, row in zip(axes, rows):
         image = np.clip(np.asarray(row["image"]) / 255.0, 0, 1)
         shape = image.shape[:2]
         ax_row[0].imshow(image)
         ax_row[0].set_title(row["label"], fontsize=9)
-        error = ax_row[1].imshow(upsample(row["error_map"], shape), cmap="magma")
+        error = ax_row[1].imshow(
+            upsample(row["error_map"], shape), cmap="magma", vmin=error_range[0], vmax=error_range[1]
+        )
         ax_row[1].set_title("predicted error map (higher = more error)", fontsize=8)
         fig.colorbar(error, ax=ax_row[1], fraction=0.046)
         ax_row[2].imshow(image.mean(axis=-1), cmap="gray")
         quality = ax_row[2].imshow(
-            upsample(row["quality_map"], shape), cmap="RdYlGn", alpha=0.55
+            upsample(row["quality_map"], shape),
+            cmap="RdYlGn",
+            alpha=0.55,
+            vmin=quality_range[0],
+            vmax=quality_range[1],
         )
         ax_row[2].set_title("perceptual quality map (overlay)", fontsize=8)
         fig.colorbar(quality, ax=ax_row[2], fraction=0.046)
@@ -55,7 +66,7 @@ def save_map_grid(rows, path, title=None):
             ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98) if title else None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial.png")
