@@ -170,3 +170,17 @@ def test_quality_model_fit_step(rng):
     history = model.fit(x, scores, batch_size=4, epochs=1, verbose=0)
     assert _finite_loss(history)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_mixed_precision_model_becomes_float32_with_same_weights():
+    from diqa_tf.training.precision import as_float32, precision_policy
+
+    with precision_policy("mixed_bfloat16"):
+        mixed = QualityModel()
+    assert mixed.get_layer("quality").compute_dtype == "bfloat16"
+    copy = as_float32(mixed, QualityModel)
+    assert keras.config.dtype_policy().name == "float32"
+    layers = copy.layers + copy.backbone.layers
+    assert all(layer.compute_dtype == "float32" for layer in layers if layer.weights)
+    for a, b in zip(mixed.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(a, b)
