@@ -195,13 +195,29 @@ def cmd_predict(args):
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def cmd_evaluate(args):
-    from diqa_tf.evaluation.evaluate import evaluate_records
-    from diqa_tf.data.score_csv import read_score_csv
+def _describe_scale(scale):
+    direction = "higher" if scale.higher_is_better else "lower"
+    return f"{scale.low:g}..{scale.high:g}, {direction} = better"
 
+
+def cmd_evaluate(args):
+    from diqa_tf.data.databases import get_database
+    from diqa_tf.evaluation.evaluate import evaluate_records, predictions_flipped
+
+    if args.csv:
+        database, root = get_database("csv"), args.csv
+    else:
+        database, root = get_database(args.database), args.root
+    records = database.load(root)
     model = _quality_model(args.model)
-    records = read_score_csv(args.csv)
-    result, errors = evaluate_records(model, records, args.batch_size)
+    if args.database:
+        print(f"{database.name}: {len(records)} images, scores {_describe_scale(database.scale)}")
+    if predictions_flipped(model, database.scale):
+        print(
+            f"predictions negated: the model's scores ({_describe_scale(model.score_scale)}) "
+            f"run the other way from {database.name}'s, so a good model has positive SRCC"
+        )
+    result, errors = evaluate_records(model, records, args.batch_size, scale=database.scale)
     for error in errors:
         _error(str(error))
     print(f"SRCC  {result.srcc:.4f}")
@@ -263,6 +279,8 @@ def cmd_export(args):
 
 
 def build_parser():
+    from diqa_tf.data.databases import DATABASES
+
     parser = argparse.ArgumentParser(
         prog="diqa", description="DIQA blind image quality prediction (Keras 3 / TensorFlow)."
     )
@@ -298,16 +316,25 @@ def build_parser():
     predict = commands.add_parser("predict", help="score image files (CSV path,score)")
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     predict.add_argument("--model", help="a DIQA .keras model (default: the shipped model)")
-    predict.add_argument("--batch-size", type=_positive_int, default=8)
+    predict.add_argument("--batch-size", type=_positive_int, default=8,
+                         help="images per batch; only images of one size share a batch")
     predict.add_argument("--output", type=_output_file,
                          help="write to FILE.csv or FILE.json instead of standard output")
     predict.set_defaults(func=cmd_predict)
 
-    evaluate = commands.add_parser("evaluate", help="SRCC, PLCC, KRCC, RMSE on a scored CSV")
+    evaluate = commands.add_parser(
+        "evaluate", help="SRCC, PLCC, KRCC, RMSE on a scored CSV or an IQA database"
+    )
     evaluate.add_argument("--model", help="a DIQA .keras model (default: the shipped model)")
-    evaluate.add_argument("--csv", required=True, help="CSV with columns image,mos")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", help="CSV with columns image,mos")
+    source.add_argument("--database", metavar="NAME",
+                        help="an IQA database in its original layout: "
+                        f"{', '.join(DATABASES)} (with --root)")
+    evaluate.add_argument("--root", metavar="DIR",
+                          help="the database's folder as unpacked (with --database)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=8)
-    evaluate.set_defaults(func=cmd_evaluate)
+    evaluate.set_defaults(func=cmd_evaluate, usage_error=evaluate.error)
 
     demo = commands.add_parser("demo", help="score scikit-image photos at growing distortion")
     demo.add_argument("--model", help="a DIQA .keras model (default: the shipped model)")
@@ -326,6 +353,8 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "evaluate" and bool(args.database) != bool(args.root):
+        args.usage_error("--database NAME and --root DIR go together")
     _start_tensorflow()
     _setup_logging()
     try:

@@ -1,8 +1,10 @@
-"""Reading a CSV of scored images: `image,mos[,content][,...]`.
+"""Reading a CSV of scored images: `image,mos[,content][,reference][,distortion][,...]`.
 
 The generic format for custom data. Paths are relative to the CSV's folder. The
 optional `content` column names the scene (reference) of each image, for
-content-disjoint splits; without it each image is its own content. CLIVE's
+content-disjoint splits; without it each image is its own content. The optional
+`reference` column is the path of the pristine image (relative to the CSV) and
+`distortion` its distortion type, as the IQA database loaders give them. CLIVE's
 `is_training_image` column marks the 7 subject-training images.
 """
 
@@ -18,9 +20,15 @@ SCORE_COLUMNS = ("mos", "dmos", "score")
 
 @dataclasses.dataclass(frozen=True)
 class ScoredImage:
+    """One scored image. `reference`, `distortion` and `split` are None where unknown
+    (authentic databases have no reference; only some databases fix a split)."""
+
     path: str
     score: float
     content: str
+    reference: str | None = None
+    distortion: str | None = None
+    split: str | None = None
 
 
 def read_score_csv(path, exclude_training_images=False):
@@ -68,7 +76,21 @@ def read_score_csv(path, exclude_training_images=False):
         image_path = root / name
         if not image_path.is_file():
             raise DatasetError(f"{path}, line {line}: image not found: {image_path}")
-        records.append(ScoredImage(str(image_path), score, row.get("content") or name))
+        reference = row.get("reference") or None
+        if reference is not None:
+            reference = root / reference
+            if not reference.is_file():
+                raise DatasetError(f"{path}, line {line}: reference not found: {reference}")
+            reference = str(reference)
+        records.append(
+            ScoredImage(
+                str(image_path),
+                score,
+                row.get("content") or name,
+                reference=reference,
+                distortion=row.get("distortion") or None,
+            )
+        )
     if not records:
         raise DatasetError(f"{path}: no images listed")
     return records
