@@ -4,6 +4,7 @@ Exit status: 0 success, 1 some inputs failed (each named on stderr), 2 usage err
 """
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -142,11 +143,20 @@ def _output_file(text):
 
 
 def _write_atomic(path, text):
+    """Write through a hidden `.partial` file and a rename: no half-written file is left."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        reason = e.strerror or str(e)
+        if isinstance(e, FileExistsError):  # mkdir met a file where a folder must be
+            reason = f"{e.filename} is a file, not a folder"
+        raise DIQAError(f"{path}: cannot be written ({reason})") from None
 
 
 def _format_scores(rows, json_format):

@@ -1,6 +1,8 @@
 """Finding and loading models, the shipped default included."""
 
 import importlib.resources
+import re
+import zipfile
 from pathlib import Path
 
 import keras
@@ -28,11 +30,12 @@ def load_model(path=None, expected=None):
         raise ModelError(f"{path}: no such model file")
     if path.is_dir() or path.suffix != ".keras":
         raise ModelError(f"{path}: not a Keras model file (expected a `.keras` file)")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise ModelError(f"{path}: not a loadable DIQA model (not a `.keras` zip archive)")
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # Keras raises many types for foreign or corrupt files.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{path}: not a loadable DIQA model ({first})") from None
+        raise ModelError(f"{path}: not a loadable DIQA model ({_first_sentence(e)})") from None
     if expected is not None and not isinstance(model, expected):
         raise ModelError(
             f"{path}: holds a {type(model).__name__}, not a {expected.__name__}"
@@ -40,3 +43,10 @@ def load_model(path=None, expected=None):
                if type(model).__name__ == "ErrorMapModel" else "")
         )
     return model
+
+
+def _first_sentence(error):
+    """The gist of a Keras loading error, without its advice and the config it dumps."""
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    text = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return re.split(r"(?<=\.)\s+(?=[A-Z])", text, maxsplit=1)[0]

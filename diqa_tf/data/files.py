@@ -1,16 +1,32 @@
 """Finding image files and reading them with errors that name the file."""
 
 import glob
+import io
 import os
+import re
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from diqa_tf import ops
 from diqa_tf.errors import InvalidImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+# The largest image scored, checked from the file's header before decoding. Scoring
+# holds conv1's output, 48 float32 channels at full resolution (192 bytes a pixel),
+# beside the decoded, grey and normalized input and conv2's output: peak memory
+# measured on CPU is about 290 bytes a pixel, so 12 GB at 40 megapixels (100 would
+# need 29 GB, more than a 24 GB machine has).
+MAX_PIXELS = 40_000_000
+
+# warnings.catch_warnings swaps the process-wide filter list: one header at a time
+# (Scorer reads files on two threads).
+_HEADER_LOCK = threading.Lock()
 
 
 def find_images(inputs, recursive=True):
@@ -47,7 +63,8 @@ def find_images(inputs, recursive=True):
 def read_image(path, min_size=16):
     """Read and decode one image file to float32 RGB 0-255 [H, W, 3].
 
-    Raises InvalidImageError naming the file and the reason; never a TF trace.
+    Raises InvalidImageError naming the file and the reason (missing, empty, not an
+    image, smaller than `min_size`, larger than MAX_PIXELS); never a TF trace.
     """
     path = Path(path)
     try:
@@ -60,17 +77,46 @@ def read_image(path, min_size=16):
         raise InvalidImageError(path, f"cannot be read ({e.strerror})") from None
     if not contents:
         raise InvalidImageError(path, "empty file (0 bytes)")
+    _check_pixel_count(path, contents)
     try:
         image = ops.decode_image(contents)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
-        reason = e.message.splitlines()[0] if e.message else "cannot be decoded"
-        raise InvalidImageError(path, f"not a readable PNG/JPEG/BMP/GIF image ({reason})") from None
+        raise InvalidImageError(
+            path, f"not a readable PNG/JPEG/BMP/GIF image ({_tf_reason(e)})"
+        ) from None
     height, width = int(image.shape[0]), int(image.shape[1])
     if height < min_size or width < min_size:
         raise InvalidImageError(
             path, f"image is {width}x{height}; both sides must be at least {min_size} pixels"
         )
     return image
+
+
+def _check_pixel_count(path, contents):
+    """Refuse an image above MAX_PIXELS from its header (Pillow's open decodes nothing)."""
+    too_large = f"more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"
+    try:
+        with _HEADER_LOCK, warnings.catch_warnings():
+            # Pillow warns from 89 megapixels and refuses from 179 (its "decompression
+            # bomb" limits); the limit here is lower, with its own message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(contents)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        raise InvalidImageError(path, f"image is too large: {too_large}") from None
+    except Exception:  # Pillow raises many types for headers it cannot parse:
+        return  # the decoder says what is wrong with the file.
+    if width * height > MAX_PIXELS:
+        raise InvalidImageError(path, f"image is {width}x{height}, {too_large}")
+
+
+def _tf_reason(error):
+    """The first line of a TF decoding error without its op-name decorations."""
+    text = (error.message or "").strip().splitlines()
+    text = text[0] if text else ""
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:\w+\]$", "", text).strip()
+    return text or "cannot be decoded"
 
 
 def skimage_photos():

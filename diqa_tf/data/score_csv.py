@@ -1,6 +1,8 @@
 """Reading a CSV of scored images: `image,mos[,content][,reference][,distortion][,...]`.
 
-The generic format for custom data. Paths are relative to the CSV's folder. The
+The generic format for custom data. Paths are relative to the CSV's folder and may
+not leave it (no absolute paths, no `..` above it), so a CSV names only files beside
+or below it. The
 optional `content` column names the scene (reference) of each image, for
 content-disjoint splits; without it each image is its own content. The optional
 `reference` column is the path of the pristine image (relative to the CSV) and
@@ -11,6 +13,7 @@ content-disjoint splits; without it each image is its own content. The optional
 import csv
 import dataclasses
 import math
+import os
 from pathlib import Path
 
 from diqa_tf.errors import DatasetError
@@ -66,19 +69,20 @@ def read_score_csv(path, exclude_training_images=False):
             ) from None
         if not math.isfinite(score):
             raise DatasetError(f"{path}, line {line}: `{score_column}` is {row[score_column]}")
-        if name in seen:
+        image_path = _inside(root, name, f"{path}, line {line}: `image`")
+        key = os.path.normpath(name)  # `a.png` and `./a.png` are one image
+        if key in seen:
             raise DatasetError(
-                f"{path}, line {line}: duplicate image {name!r} (first on line {seen[name]})"
+                f"{path}, line {line}: duplicate image {name!r} (first on line {seen[key]})"
             )
-        seen[name] = line
+        seen[key] = line
         if exclude_training_images and row.get("is_training_image", "0") in ("1", "true", "True"):
             continue
-        image_path = root / name
         if not image_path.is_file():
             raise DatasetError(f"{path}, line {line}: image not found: {image_path}")
         reference = row.get("reference") or None
         if reference is not None:
-            reference = root / reference
+            reference = _inside(root, reference, f"{path}, line {line}: `reference`")
             if not reference.is_file():
                 raise DatasetError(f"{path}, line {line}: reference not found: {reference}")
             reference = str(reference)
@@ -94,3 +98,17 @@ def read_score_csv(path, exclude_training_images=False):
     if not records:
         raise DatasetError(f"{path}: no images listed")
     return records
+
+
+def _inside(root, name, where):
+    """`root / name`, refusing an absolute path or one that climbs out of `root`."""
+    if os.path.isabs(name):
+        problem = "is an absolute path"
+    elif os.path.normpath(name).split(os.sep)[0] == os.pardir:
+        problem = "leads outside the CSV's folder"
+    else:
+        return root / name
+    raise DatasetError(
+        f"{where} {name!r} {problem}; paths must be relative to the CSV's folder "
+        "and stay inside it"
+    )

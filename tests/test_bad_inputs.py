@@ -1,0 +1,270 @@
+"""Every user mistake on `diqa predict` and `diqa evaluate`, as one table of cases.
+
+A bad case must end with exit status 1, exactly one `diqa: error:` line that starts
+with the thing at fault (a path, or a CSV and its line) and says what is wrong, no
+traceback, and no partial output file; the good image scored beside a bad one is
+still in the output. An unusual but valid image must score (exit 0, a finite score)
+and, where it has an 8-bit RGB twin, score the same as the twin.
+
+All files are tiny and made in tmp_path (the "too large" PNGs are headers only).
+"""
+
+import dataclasses
+import json
+import math
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from test_cli import ERROR_PREFIX, assert_no_traceback, error_lines, parse_score_csv, run_cli
+
+from diqa_tf.data.files import MAX_PIXELS
+
+
+@dataclasses.dataclass
+class Run:
+    argv: list
+    named: object = None  # the error line starts with it (a path, "CSV, line N"); None: works
+    keyword: str = ""  # ... and contains this
+    output: Path | None = None  # predict's --output
+    scored: tuple = ()  # exactly the paths `output` must hold (none: no output file)
+    same_score: bool = False  # the scored paths score alike (a valid image and its twin)
+    never_created: tuple = ()  # files that must not exist afterwards
+
+
+class Workspace:
+    """tmp_path, the model, and a good 24x24 RGB PNG to score beside each bad input."""
+
+    def __init__(self, tmp, model, image):
+        self.tmp, self.model, self.image = tmp, model, image
+        self.good = self.save(image, "good.png")
+
+    def save(self, image, name, **options):
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(path, **options)
+        return path
+
+    def write(self, name, data):
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data) if isinstance(data, bytes) else path.write_text(data)
+        return path
+
+    def folder(self, name):
+        (self.tmp / name).mkdir()
+        return self.tmp / name
+
+    def predict(self, *inputs, model=None, output=None, **expected):
+        output = output or self.tmp / "out" / "scores.csv"
+        argv = ["predict", *inputs, "--model", model or self.model, "--output", output]
+        return Run(argv, output=output, **expected)
+
+    def bad_image(self, path, keyword):
+        """`path` fails alone: the good image beside it is still scored."""
+        return self.predict(path, self.good, named=path, keyword=keyword, scored=(self.good,))
+
+    def valid_image(self, path, twin=None):
+        scored = (path, twin) if twin else (path, self.good)
+        return self.predict(*scored, scored=scored, same_score=twin is not None)
+
+    def bad_model(self, path, keyword, **expected):
+        return self.predict(self.good, model=path, named=path, keyword=keyword, **expected)
+
+    def bad_csv(self, lines, where, keyword, name="scores.csv"):
+        """An evaluate CSV beside data/imgs/{a,b}.png (and ../outside.png)."""
+        for image_name in ("data/imgs/a.png", "data/imgs/b.png", "outside.png"):
+            self.save(self.image, image_name)
+        csv = self.tmp / "data" / name
+        if lines is not None:
+            self.write(f"data/{name}", "".join(f"{line}\n" for line in lines))
+        named = f"{csv}, line {where}" if where else csv
+        return Run(["evaluate", "--model", self.model, "--csv", csv], named, keyword)
+
+
+# --- Crafted files ----------------------------------------------------------------------
+
+
+def png_header_only(width, height):
+    """A PNG whose IHDR claims width x height, with a few bytes of IDAT: it cannot decode."""
+
+    def chunk(kind, data):
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+def truncated_jpeg(w):
+    full = w.save(w.image, "whole.jpg", quality=90).read_bytes()
+    return w.write("truncated.jpg", full[: len(full) // 2])
+
+
+def png16(w):
+    rgb16 = tf.constant(w.image.astype(np.uint16) * 257)  # 255 -> 65535: the same picture
+    return w.write("deep.png", tf.io.encode_png(rgb16).numpy())
+
+
+def grey(w):
+    luma = w.image[..., 1]
+    return w.save(luma, "grey.png"), w.save(np.stack([luma] * 3, axis=-1), "grey_rgb.png")
+
+
+def rgba(w):
+    alpha = np.linspace(0, 255, w.image.shape[1], dtype=np.uint8)
+    alpha = np.broadcast_to(alpha, w.image.shape[:2])[..., None]
+    return w.save(np.concatenate([w.image, alpha], axis=-1), "alpha.png"), w.good
+
+
+def cmyk(w):
+    path = w.save(Image.fromarray(w.image).convert("CMYK"), "cmyk.jpg", quality=95)
+    assert Image.open(path).mode == "CMYK"
+    return path
+
+
+def animated_gif(w):
+    """Two frames of different content; the twin is frame 0 as Pillow decodes it
+    (the GIF palette quantizes colours), saved as an RGB PNG."""
+    frames = [Image.fromarray(w.image), Image.fromarray(255 - w.image[::-1])]
+    path = w.save(frames[0], "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 2
+        gif.seek(0)
+        first = gif.convert("RGB")
+    return path, w.save(first, "anim_frame0.png")
+
+
+def evil_keras(w):
+    """A `.keras` zip whose config names class EvilLayer from module `os`."""
+    path = w.tmp / "evil.keras"
+    config = {"module": "os", "class_name": "EvilLayer", "registered_name": "EvilLayer",
+              "config": {"name": "evil"}}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", b"")
+    return path
+
+
+def lambda_keras(w):
+    """A real `.keras` model whose Lambda layer's code creates a marker file when run."""
+    import keras
+
+    marker = w.tmp / "code_ran"
+    touch = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    function = eval(f"lambda x: x + 0 * len(str({touch}))")  # the path as a constant, no closure
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(function)])
+    path = w.tmp / "lambda.keras"
+    model.save(path)
+    marker.unlink()  # building the model ran the code once; loading must not
+    return w.bad_model(path, "not a loadable DIQA model", never_created=(marker,))
+
+
+def junk_zip(w):
+    path = w.tmp / "junk.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("junk.bin", b"\x00\x01junk" * 10)
+    return path
+
+
+# --- The table ------------------------------------------------------------------------
+
+CASES = {
+    # predict: a bad image fails alone; the good one beside it is scored.
+    "missing-file": lambda w: w.bad_image(w.tmp / "missing.png", "no such file"),
+    "empty-folder": lambda w: w.bad_image(w.folder("empty"), "holds no"),
+    "truncated-jpeg": lambda w: w.bad_image(truncated_jpeg(w), "not a readable"),
+    "text-as-png": lambda w: w.bad_image(w.write("text.png", "not an image\n"), "not a readable"),
+    "zero-bytes": lambda w: w.bad_image(w.write("zero.png", b""), "empty file"),
+    "8x8": lambda w: w.bad_image(w.save(w.image[:8, :8], "tiny.png"), "8x8"),
+    "20000x20000-header": lambda w: w.bad_image(
+        w.write("huge.png", png_header_only(20000, 20000)), "too large"),
+    "8000x8000-header": lambda w: w.bad_image(
+        w.write("big.png", png_header_only(8000, 8000)),
+        f"8000x8000, more than the {MAX_PIXELS // 1_000_000} megapixels"),
+    # predict: unusual but valid images score (like their 8-bit RGB twin where given).
+    "png-16-bit": lambda w: w.valid_image(png16(w), twin=w.good),
+    "grey-png": lambda w: w.valid_image(*grey(w)),
+    "rgba-png": lambda w: w.valid_image(*rgba(w)),
+    "cmyk-jpeg": lambda w: w.valid_image(cmyk(w)),
+    "animated-gif": lambda w: w.valid_image(*animated_gif(w)),
+    # predict --output
+    "all-inputs-fail": lambda w: w.predict(w.tmp / "missing.png", named=w.tmp / "missing.png",
+                                           keyword="no such file"),
+    "output-under-a-file": lambda w: w.predict(
+        w.good, output=w.write("blocker", "") / "scores.csv",
+        named=w.tmp / "blocker" / "scores.csv", keyword="blocker is a file, not a folder"),
+    "output-is-a-folder": lambda w: w.predict(
+        w.good, output=w.folder("taken.csv"), named=w.tmp / "taken.csv",
+        keyword="cannot be written", scored=()),
+    # --model
+    "model-folder": lambda w: w.bad_model(w.write("folder/x.pb", "x").parent, "not a Keras model"),
+    "model-zip-of-junk": lambda w: w.bad_model(junk_zip(w), "not a loadable DIQA model"),
+    "model-text": lambda w: w.bad_model(w.write("text.keras", "hello\n"), "not a `.keras` zip"),
+    "model-unknown-class": lambda w: w.bad_model(
+        evil_keras(w), "Could not locate class 'EvilLayer'"),
+    "model-lambda-code": lambda_keras,
+    # evaluate --csv
+    "csv-missing": lambda w: w.bad_csv(None, None, "no such file"),
+    "csv-empty": lambda w: w.bad_csv([], None, "no header"),
+    "csv-header-only": lambda w: w.bad_csv(["image,mos"], None, "no images listed"),
+    "csv-no-mos-column": lambda w: w.bad_csv(["image,quality", "imgs/a.png,50"], None,
+                                             "needs the columns"),
+    "csv-nan-mos": lambda w: w.bad_csv(["image,mos", "imgs/a.png,50", "imgs/b.png,nan"], 3,
+                                       "is nan"),
+    "csv-text-mos": lambda w: w.bad_csv(["image,mos", "imgs/a.png,50", "imgs/b.png,good"], 3,
+                                        "not a number: 'good'"),
+    "csv-duplicate": lambda w: w.bad_csv(["image,mos", "imgs/a.png,50", "./imgs/a.png,40"], 3,
+                                         "first on line 2"),
+    "csv-image-not-found": lambda w: w.bad_csv(["image,mos", "imgs/a.png,50", "imgs/c.png,4"], 3,
+                                               "image not found"),
+    "csv-path-escapes": lambda w: w.bad_csv(["image,mos", "imgs/a.png,50", "../outside.png,4"],
+                                            3, "outside the CSV's folder"),
+    "csv-path-escapes-inside": lambda w: w.bad_csv(
+        ["image,mos", "imgs/../../outside.png,4"], 2, "outside the CSV's folder"),
+    "csv-absolute-path": lambda w: w.bad_csv(
+        ["image,mos", "imgs/a.png,50", f"{w.tmp / 'outside.png'},4"], 3, "absolute path"),
+    "csv-reference-escapes": lambda w: w.bad_csv(
+        ["image,mos,reference", "imgs/a.png,50,../outside.png"], 2, "`reference`"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(case, capsys, tmp_path, tiny_quality_model_path, textured_image):
+    w = Workspace(tmp_path, tiny_quality_model_path, textured_image(24, 24))
+    run = CASES[case](w)
+    status, out, err = run_cli(capsys, *run.argv)
+
+    assert_no_traceback(err)
+    lines = error_lines(err)
+    others = [line for line in err.splitlines() if line not in lines]
+    assert all(line.startswith("scored ") for line in others), err  # predict's summary only
+    if run.named is None:
+        assert status == 0 and lines == [], err
+    else:
+        assert status == 1, err
+        assert len(lines) == 1, err
+        assert lines[0].startswith(f"{ERROR_PREFIX}{run.named}"), lines[0]
+        assert run.keyword in lines[0], lines[0]
+    if run.argv[0] == "evaluate":
+        assert out == ""
+
+    assert not list(tmp_path.rglob("*.partial")), "a partial output file was left"
+    assert not any(p.exists() for p in run.never_created), "code from the model file ran"
+    if run.output is not None:
+        assert out == ""
+        if run.scored:
+            scores = parse_score_csv(run.output.read_text())
+            assert list(scores) == [str(p) for p in run.scored]
+            if run.same_score:
+                a, b = scores.values()
+                assert math.isclose(a, b, abs_tol=1e-3), scores
+        else:
+            assert not run.output.is_file()
