@@ -6,6 +6,7 @@ Exit status: 0 success, 1 some inputs failed (each named on stderr), 2 usage err
 import argparse
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -113,6 +114,9 @@ def cmd_train_stage2(args):
 
     _check_training_output(args.output, "stage2.keras", args.overwrite)
     recipe = _load_recipe(args.config)
+    if args.holdout_fraction is not None:
+        stage2 = dataclasses.replace(recipe.stage2, holdout_fraction=args.holdout_fraction)
+        recipe = dataclasses.replace(recipe, stage2=stage2)
     metrics = train_stage2(
         args.csv, args.stage1, recipe, args.output, verbose=2 if args.quiet else 1
     )
@@ -133,6 +137,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
     return value
 
 
@@ -318,6 +332,8 @@ def build_parser():
     s2.add_argument("--csv", required=True, help="CSV with columns image,mos (paths relative to it)")
     s2.add_argument("--stage1", required=True, help="stage-1 model (.keras) to start from")
     s2.add_argument("--config", help="training recipe (TOML), e.g. configs/shipped.toml")
+    s2.add_argument("--holdout-fraction", type=_fraction, metavar="F",
+                    help="override the recipe's held-out fraction (0: train on everything)")
     s2.add_argument("--output", required=True, help="folder for the model and logs")
     s2.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
     s2.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")

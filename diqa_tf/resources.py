@@ -38,7 +38,7 @@ def load_model(path=None, expected=None):
         raise ModelError(f"{path}: not a loadable DIQA model ({_first_sentence(e)})") from None
     if expected is not None and not isinstance(model, expected):
         raise ModelError(
-            f"{path}: holds a {type(model).__name__}, not a {expected.__name__}"
+            f"{path}: is a {type(model).__name__}, not the {expected.__name__} needed here"
             + (" (a stage-1 model predicts error maps, not scores)"
                if type(model).__name__ == "ErrorMapModel" else "")
         )

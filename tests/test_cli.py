@@ -220,7 +220,7 @@ def test_model_errors(capsys, image_folder, tiny_stage1_model_path, tmp_path):
         (not_a_model, "not a loadable DIQA model"),
         (txt, "not a Keras model file"),
         (tmp_path, "not a Keras model file"),
-        (tiny_stage1_model_path, "not a QualityModel"),
+        (tiny_stage1_model_path, "not the QualityModel needed"),
     ]
     for path, keyword in cases:
         status, out, err = run_cli(capsys, "predict", image, "--model", path)
@@ -415,8 +415,21 @@ def test_train_stage1_then_stage2_then_predict(capsys, tmp_path, scored_csv, ima
         "--config", config, "--output", tmp_path / "run3", "--quiet",
     )
     assert status == 1
-    assert len(error_lines(err)) == 1 and "not a ErrorMapModel" in err
+    assert len(error_lines(err)) == 1 and "not the ErrorMapModel needed" in err
     assert_no_traceback(err)
+
+    # A finished model is not replaced by accident...
+    stage2_args = ["train", "stage2", "--csv", scored_csv, "--stage1", run1 / "stage1.keras",
+                   "--config", config, "--quiet"]
+    status, _, err = run_cli(capsys, *stage2_args, "--output", run2)
+    assert status == 1 and "use --overwrite" in error_lines(err)[0]
+    # ...and --holdout-fraction 0 trains on every image (the shipped model's last step).
+    status, out, err = run_cli(
+        capsys, *stage2_args, "--output", tmp_path / "run4", "--holdout-fraction", "0"
+    )
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "run4" / "stage2_metrics.json").read_text())
+    assert metrics["training_images"] == 8 and "holdout" not in metrics
 
 
 def test_train_stage2_small_holdout(capsys, tmp_path, scored_csv, tiny_stage1_model_path):
