@@ -132,6 +132,11 @@ class Stage2Config:
     holdout_fraction: float = 0.2
     seed: int = 0
     exclude_training_images: bool = True  # CLIVE's t1..t7 subject-training images
+    # Ours, not the paper's (0 = the paper's loss): weight and margin (on the [0, 1]
+    # scale) of a hinge asking a synthetically distorted crop to score below its
+    # original; see QualityModel._per_sample_loss. Needs crop_size > 0.
+    ranking_weight: float = 0.0
+    ranking_margin: float = 0.03
     precision: str = "float32"
 
     def __post_init__(self):

@@ -434,3 +434,22 @@ def test_scorer_rejects_batch_size_0(quality_model):
 
     with pytest.raises(ValueError, match="at least 1"):
         Scorer(quality_model, batch_size=0)
+
+
+def test_stage2_ranking_pairs(tmp_path):
+    """Ranking examples: a crop, its distorted copy, and both feature vectors."""
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"r{i}.png"
+        iio.imwrite(path, _texture(64, seed=i).astype(np.uint8), extension=".png")
+        paths.append(str(path))
+    ds = stage2.training_dataset(
+        paths, [10.0, 20.0, 30.0], CONFIG, batch_size=2, crop_size=16, seed=0, ranking=True
+    )
+    for inputs, _ in _take(ds, 3):
+        assert inputs["image"].shape == inputs["distorted_image"].shape == (2, 16, 16, 1)
+        assert inputs["features"].shape == inputs["distorted_features"].shape == (2, 2)
+        assert np.all(np.isfinite(inputs["distorted_image"]))
+        assert not np.allclose(inputs["image"], inputs["distorted_image"])
+    with pytest.raises(ValueError, match="needs training crops"):
+        stage2.training_dataset(paths, [1.0] * 3, CONFIG, 2, crop_size=0, seed=0, ranking=True)

@@ -184,3 +184,16 @@ def test_mixed_precision_model_becomes_float32_with_same_weights():
     assert all(layer.compute_dtype == "float32" for layer in layers if layer.weights)
     for a, b in zip(mixed.get_weights(), copy.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_ranking_term_adds_weight_times_margin_for_an_unchanged_copy(rng, quality_model):
+    """A 'distorted' copy equal to its original violates the margin by exactly the margin."""
+    inputs = model_inputs(rng, 2, 24, 24)
+    scores = np.array([30.0, 70.0], np.float32)
+    quality_model.compile(optimizer="sgd", ranking_weight=2.0, ranking_margin=0.05)
+    plain = quality_model._per_sample_loss((inputs, scores), training=False).numpy()
+    paired = {**inputs, "distorted_image": inputs["image"], "distorted_features": inputs["features"]}
+    ranked = quality_model._per_sample_loss((paired, scores), training=False).numpy()
+    np.testing.assert_allclose(ranked, plain + 2.0 * 0.05, rtol=1e-5, atol=1e-6)
+    config = quality_model.get_compile_config()
+    assert (config["ranking_weight"], config["ranking_margin"]) == (2.0, 0.05)

@@ -1,9 +1,16 @@
-"""Stage-2 tf.data pipeline: whole images normalized once, cached, cropped at random."""
+"""Stage-2 tf.data pipeline: whole images normalized once, cached, cropped at random.
+
+With `ranking=True` (our addition, see Stage2Config.ranking_weight) each example also
+carries a synthetically distorted copy of its crop, for the ranking term of
+QualityModel's loss.
+"""
 
 import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
 from diqa_tf.config import PreprocessingConfig
+from diqa_tf.data import distortions
+from diqa_tf.data.stage1 import MARGIN
 
 
 def _load(path, score, config):
@@ -26,12 +33,57 @@ def _random_crop(inputs, score, crop_size, seed):
     return {"image": crop, "features": inputs["features"]}, score
 
 
-def training_dataset(paths, scores, config: PreprocessingConfig, batch_size, crop_size, seed):
+def _load_rgb(path, score, config):
+    """Decoded RGB (uint8, to halve the cache) and the whole image's features."""
+    image = ops.decode_image(tf.io.read_file(path))
+    features = preprocessing.normalize(image, config)["features"]
+    return {"rgb": tf.cast(tf.round(image), tf.uint8), "features": features}, score
+
+
+def _ranking_pair(inputs, score, crop_size, seed, config):
+    """A random crop and a distorted copy (a random type at levels 1-4), both normalized.
+
+    Normalization runs on the crop plus a margin, so the crop sees real context. The
+    distorted copy's whole-image features are estimated as the original's plus the
+    change that the distortion makes to the crop's features.
+    """
+    s_crop, s_kind, s_level, s_distort = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 4)
+    )
+    size = crop_size + 2 * MARGIN
+    crop = tf.image.stateless_random_crop(tf.cast(inputs["rgb"], tf.float32), [size, size, 3], s_crop)
+    crop = tf.image.stateless_random_flip_left_right(crop, s_crop)
+    kind = tf.random.stateless_uniform([], s_kind, 0, len(distortions.ALL_KINDS), dtype=tf.int32)
+    level = tf.random.stateless_uniform([], s_level, 1, distortions.NUM_LEVELS, dtype=tf.int32)
+    distorted = distortions.distort(crop, kind, level, s_distort)
+    original, changed = preprocessing.normalize(crop, config), preprocessing.normalize(distorted, config)
+    inner = slice(MARGIN, MARGIN + crop_size)
+    return {
+        "image": original["image"][inner, inner],
+        "features": inputs["features"],
+        "distorted_image": changed["image"][inner, inner],
+        "distorted_features": inputs["features"] + changed["features"] - original["features"],
+    }, score
+
+
+def training_dataset(
+    paths, scores, config: PreprocessingConfig, batch_size, crop_size, seed, ranking=False
+):
     """Endless shuffled batches. Whole images when `crop_size` is 0, batched by size."""
+    if ranking and not crop_size:
+        raise ValueError("`ranking` needs training crops: set a `crop_size`")
     ds = tf.data.Dataset.from_tensor_slices((list(paths), [float(s) for s in scores]))
-    ds = ds.map(lambda p, s: _load(p, s, config), num_parallel_calls=tf.data.AUTOTUNE)
+    load = _load_rgb if ranking else _load
+    ds = ds.map(lambda p, s: load(p, s, config), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.cache().shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
-    if crop_size:
+    if ranking:
+        seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda example, s: _ranking_pair(*example, crop_size, s, config),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        ds = ds.batch(batch_size, drop_remainder=True)
+    elif crop_size:
         seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda example, s: _random_crop(*example, crop_size, s),

@@ -65,7 +65,11 @@ def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verb
         decay_steps=steps_per_epoch * cfg.epochs,
         alpha=cfg.final_learning_rate_fraction,
     )
-    model.compile(optimizer=keras.optimizers.Nadam(schedule))
+    model.compile(
+        optimizer=keras.optimizers.Nadam(schedule),
+        ranking_weight=cfg.ranking_weight,
+        ranking_margin=cfg.ranking_margin,
+    )
     dataset = stage2_data.training_dataset(
         [r.path for r in train_records],
         [r.score for r in train_records],
@@ -73,6 +77,7 @@ def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verb
         cfg.batch_size,
         cfg.crop_size,
         cfg.seed,
+        ranking=cfg.ranking_weight > 0,
     )
     callbacks = [
         keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
