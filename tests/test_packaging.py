@@ -44,3 +44,17 @@ def test_wheel_carries_the_shipped_model(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "diqa_tf/shipped/diqa_clive.keras" in names
     assert "diqa_tf/cli.py" in names and "diqa_tf/ops/pyramid.py" in names
+
+
+def test_shipped_saved_model_matches_the_shipped_keras_model():
+    """The committed SavedModel is an export of the committed Keras file, not a stale one."""
+    import numpy as np
+    import tensorflow as tf
+
+    from diqa_tf.inference import Scorer
+
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3)).astype(np.float32)
+    expected = Scorer(load_model()).score_arrays([image])
+    loaded = tf.saved_model.load(str(ROOT / "saved_models" / "diqa_clive" / "1"))
+    served = loaded.signatures["predict_image"](image=tf.constant(image[None]))["score"]
+    np.testing.assert_allclose(served.numpy(), expected, rtol=1e-5, atol=1e-4)
