@@ -1,11 +1,11 @@
 """Stage 1: the backbone plus a 1x1 head that predicts the objective error map."""
 
 import keras
-import tensorflow as tf
 
 from diqa_tf import preprocessing
 from diqa_tf.config import PreprocessingConfig
 from diqa_tf.models.backbone import DIQABackbone
+from diqa_tf.models.per_sample_loss import PerSampleLossModel
 
 
 def error_map_head():
@@ -14,7 +14,7 @@ def error_map_head():
 
 
 @keras.saving.register_keras_serializable(package="diqa_tf")
-class ErrorMapModel(keras.Model):
+class ErrorMapModel(PerSampleLossModel):
     """{"image": I_hat_d} -> {"error_map": (ceil(H/4), ceil(W/4), 1)}.
 
     Trained with the reliability-weighted loss of DESIGN 2 in `train_step`; the
@@ -42,10 +42,6 @@ class ErrorMapModel(keras.Model):
         self.preprocessing_config = preprocessing_config
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
-
     def _per_sample_loss(self, data, training):
         inputs, targets = data
         predicted = self(inputs, training=training)["error_map"]
@@ -55,20 +51,6 @@ class ErrorMapModel(keras.Model):
             targets["reliability"],
             self.preprocessing_config,
         )
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            per_sample = self._per_sample_loss(data, training=True)
-            # Divides by the GLOBAL batch size: gradients are summed over replicas.
-            loss = tf.nn.compute_average_loss(per_sample)
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        self.loss_tracker.update_state(per_sample)
-        return {m.name: m.result() for m in self.metrics}
-
-    def test_step(self, data):
-        self.loss_tracker.update_state(self._per_sample_loss(data, training=False))
-        return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):
         return {

@@ -6,11 +6,12 @@ import tensorflow as tf
 from diqa_tf.config import PreprocessingConfig, ScoreScale
 from diqa_tf.layers import BroadcastFeatures, ScoreMapping
 from diqa_tf.models.backbone import DIQABackbone
+from diqa_tf.models.per_sample_loss import PerSampleLossModel
 from diqa_tf.models.error_map_model import ErrorMapModel, error_map_head
 
 
 @keras.saving.register_keras_serializable(package="diqa_tf")
-class QualityModel(keras.Model):
+class QualityModel(PerSampleLossModel):
     """{"image": I_hat, "features": [2]} -> {"score", "error_map", "quality_map"}.
 
     - `score` [N]: the quality on the training data's scale (see `ScoreMapping`).
@@ -87,10 +88,6 @@ class QualityModel(keras.Model):
         model.get_layer("error_map").set_weights(stage1.get_layer("error_map").get_weights())
         return model
 
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
-
     def compile(self, ranking_weight=0.0, ranking_margin=0.03, **kwargs):
         """Keras compile, plus the weight and margin of the optional ranking term."""
         super().compile(**kwargs)
@@ -128,20 +125,6 @@ class QualityModel(keras.Model):
         original, distorted = tf.split(quality, 2)
         ranking = tf.nn.relu(self.ranking_margin - (original - distorted))
         return tf.square(original - target) + self.ranking_weight * ranking
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            per_sample = self._per_sample_loss(data, training=True)
-            # Divides by the GLOBAL batch size: gradients are summed over replicas.
-            loss = tf.nn.compute_average_loss(per_sample)
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        self.loss_tracker.update_state(per_sample)
-        return {m.name: m.result() for m in self.metrics}
-
-    def test_step(self, data):
-        self.loss_tracker.update_state(self._per_sample_loss(data, training=False))
-        return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):
         return {
