@@ -9,7 +9,6 @@ randomness is stateless (seeded), so a pipeline replays exactly.
 JPEG2000 is not included: it needs Pillow with OpenJPEG, outside the TF graph.
 """
 
-import math
 
 import tensorflow as tf
 

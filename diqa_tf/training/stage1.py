@@ -7,7 +7,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from diqa_tf.config import TrainingRecipe
 from diqa_tf.data import stage1 as stage1_data
