@@ -197,3 +197,20 @@ def test_ranking_term_adds_weight_times_margin_for_an_unchanged_copy(rng, qualit
     np.testing.assert_allclose(ranked, plain + 2.0 * 0.05, rtol=1e-5, atol=1e-6)
     config = quality_model.get_compile_config()
     assert (config["ranking_weight"], config["ranking_margin"]) == (2.0, 0.05)
+
+
+def test_compiled_quality_model_reloads_compiled_without_warnings(rng, tmp_path):
+    import warnings
+
+    model = QualityModel()
+    model.compile(optimizer=keras.optimizers.Nadam(1e-4), ranking_weight=0.2, ranking_margin=0.04)
+    model.fit(model_inputs(rng, 2, 16, 16), np.array([20.0, 60.0], np.float32), verbose=0)
+    model.save(tmp_path / "compiled.keras")
+    QualityModel().save(tmp_path / "plain.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reloaded = keras.saving.load_model(tmp_path / "compiled.keras")
+        plain = keras.saving.load_model(tmp_path / "plain.keras")
+    assert (reloaded.ranking_weight, reloaded.ranking_margin) == (0.2, 0.04)
+    assert isinstance(reloaded.optimizer, keras.optimizers.Nadam)
+    assert plain.get_compile_config() is None

@@ -95,12 +95,19 @@ class QualityModel(PerSampleLossModel):
         self.ranking_margin = ranking_margin
 
     def get_compile_config(self):
-        config = super().get_compile_config() or {}
+        if not self.compiled:  # nothing to restore
+            return None
         return {
-            **config,
+            **super().get_compile_config(),
             "ranking_weight": self.ranking_weight,
             "ranking_margin": self.ranking_margin,
         }
+
+    def compile_from_config(self, config):
+        """Recompile a reloaded model, ranking term included (Keras skips custom compiles)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def _per_sample_loss(self, data, training):
         """Squared error on the normalized scale ([0, 1], higher = better).
