@@ -50,7 +50,7 @@ def save_map_grid(rows, path, title=None):
         error = ax_row[1].imshow(
             upsample(row["error_map"], shape), cmap="magma", vmin=error_range[0], vmax=error_range[1]
         )
-        ax_row[1].set_title("predicted error map (higher = more error)", fontsize=8)
+        ax_row[1].set_title("error map head (higher = more error)", fontsize=8)
         fig.colorbar(error, ax=ax_row[1], fraction=0.046)
         ax_row[2].imshow(image.mean(axis=-1), cmap="gray")
         quality = ax_row[2].imshow(
