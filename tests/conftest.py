@@ -70,30 +70,27 @@ def textured_image():
     return make
 
 
-@pytest.fixture(scope="session")
-def tiny_quality_model_path(tmp_path_factory):
-    """A randomly initialized QualityModel saved to a `.keras` file."""
+def _save_random_model(tmp_path_factory, class_name, filename):
+    """A randomly initialized (seed 0) diqa_tf model saved to a `.keras` file."""
     import keras
 
-    from diqa_tf.models import QualityModel
+    from diqa_tf import models
 
     keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("models") / "quality.keras"
-    QualityModel().save(path)
+    path = tmp_path_factory.mktemp("models") / filename
+    getattr(models, class_name)().save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_quality_model_path(tmp_path_factory):
+    return _save_random_model(tmp_path_factory, "QualityModel", "quality.keras")
 
 
 @pytest.fixture(scope="session")
 def tiny_stage1_model_path(tmp_path_factory):
-    """A randomly initialized (stage-1) ErrorMapModel saved to a `.keras` file."""
-    import keras
-
-    from diqa_tf.models import ErrorMapModel
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("models") / "stage1.keras"
-    ErrorMapModel().save(path)
-    return path
+    """A stage-1 ErrorMapModel, random weights."""
+    return _save_random_model(tmp_path_factory, "ErrorMapModel", "stage1.keras")
 
 
 IMAGE_FOLDER_FILES = (

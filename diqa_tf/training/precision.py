@@ -17,26 +17,13 @@ def precision_policy(name):
 
 
 def as_float32(model, cls):
-    """A float32 copy of `model` (built from its config), with the same weights.
+    """A float32 copy of `model` (rebuilt from its config), with the same weights.
 
-    Models trained in mixed precision store their layers' policy in the config; the
-    shipped and exported models must compute in float32 on every device.
+    Layers take the dtype policy in force when they are built, and the DIQA model
+    configs carry none: rebuilding under float32 gives a model that computes in
+    float32 on every device, as the shipped and exported models must.
     """
-    config = model.get_config()
     with precision_policy("float32"):
-        copy = cls.from_config(_strip_policies(config))
+        copy = cls.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
-
-
-def _strip_policies(config):
-    """Remove every serialized `dtype` policy, so layers take the current default."""
-    if isinstance(config, dict):
-        return {
-            key: _strip_policies(value)
-            for key, value in config.items()
-            if not (key == "dtype" and isinstance(value, dict))
-        }
-    if isinstance(config, list):
-        return [_strip_policies(value) for value in config]
-    return config
