@@ -10,11 +10,14 @@ import keras
 from diqa_tf.errors import ModelError
 
 DEFAULT_MODEL = "diqa_clive.keras"
+# The stage-1 model the shipped one started from (no CLIVE image seen): the start for
+# stage 2 on users' own data and for the benchmark protocol on authentic databases.
+DEFAULT_STAGE1_MODEL = "diqa_stage1.keras"
 
 
-def default_model_path():
-    """The shipped model: `saved_models/` in a clone, installed as `diqa_tf.shipped`."""
-    return Path(str(importlib.resources.files("diqa_tf.shipped").joinpath(DEFAULT_MODEL)))
+def default_model_path(name=DEFAULT_MODEL):
+    """A shipped model: `saved_models/` in a clone, installed as `diqa_tf.shipped`."""
+    return Path(str(importlib.resources.files("diqa_tf.shipped").joinpath(name)))
 
 
 def load_model(path=None, expected=None):

@@ -28,6 +28,14 @@ def test_shipped_model_is_the_default_and_loads():
     assert model.score_scale.high == 100.0
 
 
+def test_shipped_stage1_model_loads():
+    from diqa_tf.models import ErrorMapModel
+    from diqa_tf.resources import DEFAULT_STAGE1_MODEL
+
+    model = load_model(default_model_path(DEFAULT_STAGE1_MODEL), expected=ErrorMapModel)
+    assert model.count_params() == 381_329
+
+
 def test_wheel_carries_the_shipped_model(tmp_path):
     """An installed wheel finds the default model as diqa_tf/shipped/ (not only a clone)."""
     import subprocess
@@ -43,7 +51,8 @@ def test_wheel_carries_the_shipped_model(tmp_path):
     (wheel,) = tmp_path.glob("diqa_tf-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "diqa_tf/shipped/diqa_clive.keras" in names
-    assert "diqa_tf/cli.py" in names and "diqa_tf/ops/pyramid.py" in names
+    assert "diqa_tf/shipped/diqa_stage1.keras" in names
+    assert "diqa_tf/cli/__init__.py" in names and "diqa_tf/ops/pyramid.py" in names
 
 
 def test_shipped_saved_model_matches_the_shipped_keras_model():

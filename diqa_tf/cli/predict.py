@@ -1,0 +1,69 @@
+"""`diqa predict`: score image files into a CSV or JSON of path,score."""
+
+import csv
+import io
+import json
+import sys
+import time
+
+from diqa_tf.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_model_option,
+    error,
+    output_file,
+    positive_int,
+    quality_model,
+    write_atomic,
+)
+
+
+def format_scores(rows, json_format):
+    """The text of `path,score` rows, as CSV (4 decimals) or as a JSON list."""
+    if json_format:
+        return json.dumps([{"path": p, "score": s} for p, s in rows], indent=1) + "\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "score"])
+    writer.writerows((p, f"{s:.4f}") for p, s in rows)
+    return buffer.getvalue()
+
+
+def run(args):
+    from diqa_tf.data import files
+    from diqa_tf.inference import Scorer
+
+    model = quality_model(args.model)
+    paths, problems = files.find_images(args.inputs)
+    for item, reason in problems:
+        error(f"{item}: {reason}")
+    start = time.time()
+    scores, errors = Scorer(model, args.batch_size).score_files(paths)
+    for problem in errors:
+        error(str(problem))
+    rows = [(p, scores[p]) for p in paths if p in scores]
+    text = format_scores(rows, args.output and args.output.lower().endswith(".json"))
+    if args.output:
+        if rows:
+            write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    seconds = time.time() - start
+    failed = len(errors) + len(problems)
+    print(
+        f"scored {len(rows)} images, {failed} failed, in {seconds:.1f} s "
+        f"({len(rows) / max(seconds, 1e-9):.1f} images/s)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def register(commands):
+    predict = commands.add_parser("predict", help="score image files (CSV path,score)")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    add_model_option(predict)
+    predict.add_argument("--batch-size", type=positive_int, default=8,
+                         help="images per batch; only images of one size share a batch")
+    predict.add_argument("--output", type=output_file,
+                         help="write to FILE.csv or FILE.json instead of standard output")
+    predict.set_defaults(func=run)
