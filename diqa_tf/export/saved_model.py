@@ -3,8 +3,13 @@
 Signatures (stable names, never Keras' generated ones):
 - `serving_default`: `image_bytes` (tf.string [N], encoded PNG/JPEG/BMP/GIF, any
   sizes) -> `score` (float32 [N], on the model's score scale).
-- `predict_image`: `image` (float32 [N, H, W, 3], 0-255) -> `score` [N],
-  `error_map` and `quality_map` [N, ceil(H/4), ceil(W/4), 1].
+- `predict_image`: `image` (float32 [N, H, W, 3] RGB or [N, H, W, 1] grey, 0-255)
+  -> `score` [N], `error_map` and `quality_map` [N, ceil(H/4), ceil(W/4), 1].
+
+A bad input (not an image, a corrupt file, too small or too large, a wrong channel
+count) stops the request with INVALID_ARGUMENT and a message naming the image's
+index in the request; TF Serving passes that status and message on to the client.
+The version folder also holds `assets.extra/tf_serving_warmup_requests`.
 """
 
 import os
@@ -16,36 +21,102 @@ import keras
 import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
+from diqa_tf.data.files import MAX_PIXELS
+from diqa_tf.export.warmup import WARMUP_FILE, serving_protos, write_warmup_file
+
+# The leading bytes tf.io.decode_image uses to tell the formats apart. Checked first
+# so that a non-image is named by its index; decode_image also knows WebP and JPEG XL,
+# which the package does not claim to support.
+_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF", b"BM")
+
+
+def _check_size(image, min_size, index=None):
+    """Assert ops: both sides of `image` ([..., H, W, C]) are at least min_size, and it
+    has at most MAX_PIXELS pixels (checked after decoding, before the network's memory).
+
+    `index` is the image's place in a `serving_default` request, named in the message.
+    """
+    shape = tf.shape(image)
+    height, width = shape[-3], shape[-2]
+    what = "`image`" if index is None else "image {} of the request"
+    values = (width, height) if index is None else (index, width, height)
+    pixels = tf.cast(height, tf.int64) * tf.cast(width, tf.int64)
+    too_large = f"more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"
+    return [
+        tf.debugging.Assert(
+            tf.logical_and(height >= min_size, width >= min_size),
+            [tf.strings.format(
+                what + " is {}x{}; both sides must be at least " f"{min_size} pixels", values
+            )],
+        ),
+        tf.debugging.Assert(
+            pixels <= MAX_PIXELS,
+            [tf.strings.format(what + " is {}x{}, " + too_large, values)],
+        ),
+    ]
+
+
+def _grey(image):
+    """[N, H, W, 1 or 3] -> [N, H, W, 1] luma (one grey channel is kept as it is)."""
+    channels = tf.shape(image)[-1]
+    check = tf.debugging.Assert(
+        tf.logical_or(channels == 1, channels == 3),
+        [tf.strings.format("`image` must have 1 or 3 channels, got {}", channels)],
+    )
+    with tf.control_dependencies([check]):
+        grey = tf.cond(
+            channels == 1,
+            lambda: image[..., :1],
+            lambda: ops.to_grayscale(tf.ensure_shape(image, [None, None, None, 3])),
+        )
+    return tf.ensure_shape(grey, [None, None, None, 1])
+
+
+def serving_functions(model):
+    """The two signature functions of `model` (a QualityModel), as plain callables."""
+    config = model.preprocessing_config
+
+    def predict_image(image):
+        with tf.control_dependencies(_check_size(image, config.min_size)):
+            grey = _grey(image)
+        outputs = model(preprocessing.normalize(grey, config), training=False)
+        return {key: outputs[key] for key in ("score", "error_map", "quality_map")}
+
+    def score_one(args):
+        index, contents = args
+        known = tf.reduce_any([tf.strings.substr(contents, 0, len(m)) == m for m in _MAGIC])
+        check = tf.debugging.Assert(known, [tf.strings.format(
+            "image {} of the request is not a PNG/JPEG/BMP/GIF image", index
+        )])
+        with tf.control_dependencies([check]):
+            image = ops.decode_image(contents)
+        with tf.control_dependencies(_check_size(image, config.min_size, index)):
+            image = tf.identity(image)
+        outputs = model(preprocessing.normalize(image[tf.newaxis], config), training=False)
+        return outputs["score"][0]
+
+    def serve_bytes(image_bytes):
+        indices = tf.range(tf.size(image_bytes))
+        scores = tf.map_fn(score_one, (indices, image_bytes), fn_output_signature=tf.float32)
+        return {"score": scores}
+
+    return serve_bytes, predict_image
 
 
 def export_saved_model(model, path, overwrite=False):
     """Write `model` (a QualityModel) as a SavedModel at `path`, atomically.
 
-    The export is built in a temporary folder beside `path` and renamed into place,
-    so a reader never sees half a model. An existing `path` is replaced only with
-    `overwrite=True`.
+    `path` is a version folder (`NAME/VERSION`). The export, warm-up records
+    included, is built in a hidden temporary folder beside `path` (TF Serving skips
+    names that are not numbers) and renamed into place, so a reader never sees half a
+    model. An existing `path` is replaced only with `overwrite=True`: it is renamed
+    aside, the new one renamed in, then the old one deleted.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    config = model.preprocessing_config
-
-    def predict_image(image):
-        outputs = model(preprocessing.normalize(image, config), training=False)
-        return {key: outputs[key] for key in ("score", "error_map", "quality_map")}
-
-    def serve_bytes(image_bytes):
-        def score_one(contents):
-            image = ops.decode_image(contents)
-            tf.debugging.assert_greater_equal(
-                tf.reduce_min(tf.shape(image)[:2]),
-                config.min_size,
-                message=f"image too small: both sides must be at least {config.min_size} pixels",
-            )
-            return predict_image(image[tf.newaxis])["score"][0]
-
-        return {"score": tf.map_fn(score_one, image_bytes, fn_output_signature=tf.float32)}
-
+    serving_protos()  # the warm-up records need them: fail before the slow part
+    serve_bytes, predict_image = serving_functions(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
@@ -56,15 +127,17 @@ def export_saved_model(model, path, overwrite=False):
     archive.add_endpoint(
         "predict_image",
         predict_image,
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image")],
+        input_signature=[tf.TensorSpec([None, None, None, None], tf.float32, name="image")],
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        archive.write_out(str(tmp / "model"), verbose=False)
+        staged = tmp / "model"
+        archive.write_out(str(staged), verbose=False)
+        write_warmup_file(staged / "assets.extra" / WARMUP_FILE)
         if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp / "model", path)
+            os.replace(path, tmp / "replaced")
+        os.replace(staged, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
