@@ -1,10 +1,13 @@
 """`diqa train stage1|stage2`."""
 
+import argparse
 import dataclasses
 from pathlib import Path
 
-from diqa_tf.cli.common import EXIT_OK, fraction
+from diqa_tf.cli.common import EXIT_OK, fraction, positive_int
 from diqa_tf.errors import DIQAError
+
+CHECKPOINT_EVERY = 100  # as diqa_tf.training.runner; not imported: keeps --help fast
 
 
 def _load_recipe(path):
@@ -30,23 +33,68 @@ def _load_references(folders, with_skimage_photos):
     return references
 
 
-def _check_training_output(output, model_name, overwrite):
-    """Refuse to replace a finished model; an interrupted run (backup/) resumes."""
+def _check_training_output(output, model_name, resume, overwrite):
+    """Resume only when asked, and never replace a finished model unasked."""
     output = Path(output)
-    if (output / model_name).exists() and not (output / "backup").exists() and not overwrite:
+    backup = output / "backup" / "state.json"
+    if resume and overwrite:
+        raise DIQAError("--resume and --overwrite exclude each other")
+    if resume and not backup.exists():
+        raise DIQAError(f"{output / 'backup'}: no checkpoint to resume from")
+    if backup.exists() and not (resume or overwrite):
+        raise DIQAError(
+            f"{output / 'backup'}: an interrupted run's checkpoint is there; "
+            "use --resume to continue it or --overwrite to train anew"
+        )
+    if (output / model_name).exists() and not (resume or overwrite):
         raise DIQAError(
             f"{output / model_name}: a finished model is there; use --overwrite to train anew"
         )
 
 
+def _training_setup(args, stage):
+    """The strategy (made first: MultiWorkerMirroredStrategy needs a fresh runtime)
+    and the recipe with the command-line overrides of `stage` ("stage1"/"stage2")."""
+    import tensorflow as tf
+
+    from diqa_tf.training.distribute import make_strategy
+
+    strategy = make_strategy(args.devices)
+    recipe = _load_recipe(args.config)
+    overrides = {}
+    if args.precision:
+        overrides["precision"] = args.precision
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+        # Bit-for-bit repeatable runs: deterministic kernels (slower on GPU).
+        tf.config.experimental.enable_op_determinism()
+    if getattr(args, "holdout_fraction", None) is not None:
+        overrides["holdout_fraction"] = args.holdout_fraction
+    section = dataclasses.replace(getattr(recipe, stage), **overrides)
+    return strategy, dataclasses.replace(recipe, **{stage: section})
+
+
+def _training_options(args, strategy):
+    return dict(
+        verbose=2 if args.quiet else 1,
+        strategy=strategy,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+    )
+
+
 def run_stage1(args):
     from diqa_tf.training.stage1 import train_stage1
 
-    _check_training_output(args.output, "stage1.keras", args.overwrite)
-    recipe = _load_recipe(args.config)
+    _check_training_output(args.output, "stage1.keras", args.resume, args.overwrite)
+    strategy, recipe = _training_setup(args, "stage1")
     references = _load_references(args.references, args.with_skimage_photos)
-    print(f"stage 1: {len(references)} reference images -> {args.output}", flush=True)
-    metrics = train_stage1(references, recipe, args.output, verbose=2 if args.quiet else 1)
+    print(
+        f"stage 1: {len(references)} reference images, {strategy.num_replicas_in_sync} "
+        f"replica(s) -> {args.output}",
+        flush=True,
+    )
+    metrics = train_stage1(references, recipe, args.output, **_training_options(args, strategy))
     v = metrics["validation"]
     print(
         f"stage 1 done in {metrics['training_seconds']:.0f} s: on unseen references "
@@ -59,13 +107,13 @@ def run_stage1(args):
 def run_stage2(args):
     from diqa_tf.training.stage2 import train_stage2
 
-    _check_training_output(args.output, "stage2.keras", args.overwrite)
-    recipe = _load_recipe(args.config)
-    if args.holdout_fraction is not None:
-        stage2 = dataclasses.replace(recipe.stage2, holdout_fraction=args.holdout_fraction)
-        recipe = dataclasses.replace(recipe, stage2=stage2)
+    _check_training_output(args.output, "stage2.keras", args.resume, args.overwrite)
+    strategy, recipe = _training_setup(args, "stage2")
+    print(
+        f"stage 2: {strategy.num_replicas_in_sync} replica(s) -> {args.output}", flush=True
+    )
     metrics = train_stage2(
-        args.csv, args.stage1, recipe, args.output, verbose=2 if args.quiet else 1
+        args.csv, args.stage1, recipe, args.output, **_training_options(args, strategy)
     )
     held = metrics.get("holdout")
     summary = f"stage 2 done in {metrics['training_seconds']:.0f} s"
@@ -77,12 +125,48 @@ def run_stage2(args):
     return EXIT_OK
 
 
+def _devices(text):
+    from diqa_tf.training.distribute import parse_devices
+
+    try:
+        return parse_devices(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e}, got {text!r}") from None
+
+
+def _add_training_options(parser):
+    """The options both stages share: output, resumption, devices, precision, seed."""
+    from diqa_tf.config import PRECISIONS
+
+    parser.add_argument("--config", help="training recipe (TOML), e.g. configs/shipped.toml")
+    parser.add_argument("--output", required=True, help="folder for the model and logs")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a finished model (or an interrupted run) in --output")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run whose checkpoint is in OUTPUT/backup")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=CHECKPOINT_EVERY,
+                        metavar="N", help="checkpoint every N steps, and at each epoch end "
+                        f"(default {CHECKPOINT_EVERY})")
+    parser.add_argument("--devices", type=_devices, metavar="N|LIST",
+                        help="train on N local devices or on a list such as GPU:0,GPU:1 "
+                        "(MirroredStrategy; default: all GPUs, else the CPU). With TF_CONFIG "
+                        "set, the workers of that cluster train together instead")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="override the recipe's precision (mixed_float16: GPUs; "
+                        "mixed_bfloat16: recent CPUs and GPUs); saved models are float32")
+    parser.add_argument("--seed", type=int,
+                        help="override the recipe's seed and use deterministic ops: "
+                        "repeated runs on the same machine give identical weights")
+
+
 def register(commands):
     train = commands.add_parser(
         "train",
         help="train stage 1 or stage 2",
-        description="Train a stage. Checkpoints go to OUTPUT/backup; run the same command "
-        "again to resume an interrupted run.",
+        description="Train a stage. Checkpoints go to OUTPUT/backup (every "
+        "--checkpoint-every steps and at each epoch end); continue an interrupted run "
+        "with --resume. TensorBoard logs: OUTPUT/tensorboard.",
     )
     stages = train.add_subparsers(dest="stage", required=True, metavar="STAGE")
     s1 = stages.add_parser("stage1", help="learn objective error maps from synthetic pairs")
@@ -90,19 +174,13 @@ def register(commands):
                     help="folders (or files, globs) of pristine reference images")
     s1.add_argument("--with-skimage-photos", action="store_true",
                     help="add the natural photos bundled with scikit-image")
-    s1.add_argument("--config", help="training recipe (TOML), e.g. configs/shipped.toml")
-    s1.add_argument("--output", required=True, help="folder for the model and logs")
-    s1.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
-    s1.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")
+    _add_training_options(s1)
     s1.set_defaults(func=run_stage1)
 
     s2 = stages.add_parser("stage2", help="learn subjective scores from a CSV of image,mos")
     s2.add_argument("--csv", required=True, help="CSV with columns image,mos (paths relative to it)")
     s2.add_argument("--stage1", required=True, help="stage-1 model (.keras) to start from")
-    s2.add_argument("--config", help="training recipe (TOML), e.g. configs/shipped.toml")
     s2.add_argument("--holdout-fraction", type=fraction, metavar="F",
                     help="override the recipe's held-out fraction (0: train on everything)")
-    s2.add_argument("--output", required=True, help="folder for the model and logs")
-    s2.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
-    s2.add_argument("--overwrite", action="store_true", help="replace a finished model in --output")
+    _add_training_options(s2)
     s2.set_defaults(func=run_stage2)

@@ -23,7 +23,10 @@ class PerSampleLossModel(keras.Model):
         with tf.GradientTape() as tape:
             per_sample = self._per_sample_loss(data, training=True)
             loss = tf.nn.compute_average_loss(per_sample)
-        gradients = tape.gradient(loss, self.trainable_variables)
+            # mixed_float16: compile wraps the optimizer in a LossScaleOptimizer, whose
+            # apply() unscales the gradients and skips steps that overflowed.
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         self.loss_tracker.update_state(per_sample)
         return {m.name: m.result() for m in self.metrics}

@@ -3,18 +3,21 @@
 import json
 import logging
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from diqa_tf.config import TrainingRecipe
+from diqa_tf.data import database_pairs
 from diqa_tf.data import stage1 as stage1_data
 from diqa_tf.errors import DatasetError
 from diqa_tf.evaluation.maps import error_map_quality
 from diqa_tf.models import ErrorMapModel
-from diqa_tf.training.checkpoints import AtomicBestCheckpoint, save_model_atomic
+from diqa_tf.training import runner
+from diqa_tf.training.checkpoints import BestModel, save_model_atomic, write_text_atomic
+from diqa_tf.training.distribute import make_strategy, worker_output
 from diqa_tf.training.precision import as_float32, precision_policy
+from diqa_tf.training.runner import CHECKPOINT_EVERY
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +36,34 @@ def split_references(names, fraction, seed):
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
-def train_stage1(references, recipe: TrainingRecipe, output_dir, verbose=1):
+def train_stage1(
+    references,
+    recipe: TrainingRecipe,
+    output_dir,
+    verbose=1,
+    *,
+    strategy=None,
+    resume=True,
+    checkpoint_every=CHECKPOINT_EVERY,
+    pairs=None,
+):
     """Train an ErrorMapModel on pairs made from `references` [(name, RGB array)].
 
+    `pairs`: {reference name: [distorted image paths]}, a database's own distorted
+    versions of each reference, named by its file path: stage 1 then learns from
+    these pairs (as in the paper) instead of synthetic distortions.
+
     Writes to `output_dir`: `stage1.keras` (the best model on the validation
-    references), `stage1_log.csv`, `stage1_metrics.json`, and `backup/` from which
-    an interrupted run resumes (Keras BackupAndRestore) when started again.
-    Returns the metrics dict.
+    references), `stage1_log.csv`, `stage1_metrics.json`, `tensorboard/`, and
+    `backup/` (checkpoints every `checkpoint_every` steps and at each epoch end)
+    from which the run continues when started again with `resume`.
+    `strategy`: a tf.distribute strategy (default: `make_strategy()`); in a
+    multi-worker cluster the workers other than the chief write to
+    `output_dir/worker-<i>`. Returns the metrics dict.
     """
     cfg, pre = recipe.stage1, recipe.preprocessing
-    output_dir = Path(output_dir)
+    strategy = strategy or make_strategy()
+    output_dir = worker_output(output_dir, strategy)
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
 
@@ -60,44 +81,48 @@ def train_stage1(references, recipe: TrainingRecipe, output_dir, verbose=1):
         len(train_idx),
         len(val_idx),
     )
-    train_refs = stage1_data.reference_dataset([references[i][1] for i in train_idx])
-    val_refs = stage1_data.reference_dataset([references[i][1] for i in val_idx])
     common = dict(
         config=pre,
         crop_size=cfg.crop_size,
         batch_size=cfg.batch_size,
         min_crop_reliability=cfg.min_crop_reliability,
     )
-    train = stage1_data.pair_dataset(train_refs, seed=cfg.seed, **common)
-    val_batches = max(1, cfg.validation_pairs // cfg.batch_size)
-    validation = (
-        stage1_data.pair_dataset(val_refs, seed=cfg.seed + 1, **common)
-        .take(val_batches)
-        .cache()
-    )
 
-    with precision_policy(cfg.precision):
+    def pair_dataset(indices, seed):
+        if pairs is None:
+            refs = stage1_data.reference_dataset([references[i][1] for i in indices])
+            return stage1_data.pair_dataset(refs, seed=seed, **common)
+        listed = [(names[i], d) for i in indices for d in pairs.get(names[i], ())]
+        return database_pairs.pair_dataset(listed, seed=seed, **common)
+
+    train = pair_dataset(train_idx, cfg.seed)
+    val_batches = max(1, cfg.validation_pairs // cfg.batch_size)
+    validation = pair_dataset(val_idx, cfg.seed + 1).take(val_batches).cache()
+
+    with strategy.scope(), precision_policy(cfg.precision):
         model = ErrorMapModel(preprocessing_config=pre)
-    model.compile(optimizer=keras.optimizers.Nadam(cfg.learning_rate))
+        model.compile(optimizer=keras.optimizers.Nadam(cfg.learning_rate))
     best_path = output_dir / "stage1.keras"
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
-        AtomicBestCheckpoint(best_path),
-        keras.callbacks.EarlyStopping(
-            patience=cfg.early_stopping_patience, restore_best_weights=True
-        ),
-        keras.callbacks.CSVLogger(str(output_dir / "stage1_log.csv"), append=True),
-    ]
+    best = BestModel(best_path, patience=cfg.early_stopping_patience)
+    inputs, targets = list(validation)[0]  # a whole pass: it fills the cache
+    sample = ({"image": inputs["image"][:1]}, {"error_map": targets["error_map"][:1]})
     start = time.time()
-    model.fit(
+    runner.run(
+        model,
+        strategy,
         train,
-        validation_data=validation,
-        validation_steps=val_batches,
+        output_dir,
+        "stage1",
         steps_per_epoch=cfg.steps_per_epoch,
         epochs=cfg.epochs,
-        callbacks=callbacks,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
         verbose=verbose,
-        shuffle=False,  # the tf.data pipelines shuffle themselves
+        validation=validation,
+        validation_steps=val_batches,
+        callbacks=[best],
+        stateful=[best],
+        sample=sample,
     )
     seconds = time.time() - start
     model = as_float32(keras.saving.load_model(best_path), ErrorMapModel)
@@ -107,6 +132,6 @@ def train_stage1(references, recipe: TrainingRecipe, output_dir, verbose=1):
         "validation_references": [names[i] for i in val_idx],
         "validation": error_map_quality(model, validation, pre),
     }
-    (output_dir / "stage1_metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text_atomic(output_dir / "stage1_metrics.json", json.dumps(metrics, indent=2))
     save_model_atomic(model, best_path)
     return metrics

@@ -16,30 +16,52 @@ from diqa_tf.data.score_csv import read_score_csv
 from diqa_tf.errors import DatasetError
 from diqa_tf.evaluation.metrics import correlations
 from diqa_tf.evaluation.splits import content_split
-from diqa_tf.inference import Scorer
 from diqa_tf.models import ErrorMapModel, QualityModel
 from diqa_tf.resources import load_model
-from diqa_tf.training.checkpoints import save_model_atomic
+from diqa_tf.training import runner
+from diqa_tf.training.checkpoints import save_model_atomic, write_text_atomic
+from diqa_tf.training.distribute import make_strategy, worker_output
 from diqa_tf.training.precision import as_float32, precision_policy
+from diqa_tf.training.runner import CHECKPOINT_EVERY
+from diqa_tf.training.logs import HoldoutCorrelations, score_paths
 
 logger = logging.getLogger(__name__)
 
 
-def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verbose=1):
+def train_stage2(
+    csv_path,
+    stage1_path,
+    recipe: TrainingRecipe,
+    output_dir,
+    verbose=1,
+    records=None,
+    *,
+    strategy=None,
+    resume=True,
+    checkpoint_every=CHECKPOINT_EVERY,
+):
     """Train a QualityModel from a stage-1 model on the images of `csv_path`.
 
     With `stage2.holdout_fraction > 0`, a content-disjoint part of the CSV is held
     out and scored on whole images at the end (the honest accuracy); 0 trains on
-    everything. Writes `stage2.keras`, `stage2_log.csv`, `stage2_metrics.json`
-    (with the held-out names and predictions) and `backup/` (resumable) to
-    `output_dir`. Returns the metrics dict.
+    everything; the held-out SRCC/PLCC are also logged after each epoch. Writes
+    `stage2.keras`, `stage2_log.csv`, `stage2_metrics.json` (with the held-out names
+    and predictions), `tensorboard/` and `backup/` (checkpoints every
+    `checkpoint_every` steps and at each epoch end, from which the run continues
+    when started again with `resume`) to `output_dir`. `strategy`: as in
+    `train_stage1`. Returns the metrics dict.
+
+    `records`: ScoredImage records to train on instead of the CSV's (e.g. one split
+    of a database); `csv_path` then only names them in messages.
     """
     cfg = recipe.stage2
-    output_dir = Path(output_dir)
+    strategy = strategy or make_strategy()
+    output_dir = worker_output(output_dir, strategy)
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
 
-    records = read_score_csv(csv_path, exclude_training_images=cfg.exclude_training_images)
+    if records is None:
+        records = read_score_csv(csv_path, exclude_training_images=cfg.exclude_training_images)
     train_idx, holdout_idx = content_split(
         [r.content for r in records], cfg.holdout_fraction, cfg.seed
     )
@@ -57,19 +79,19 @@ def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verb
     logger.info("stage 2: %d training images, %d held out", len(train_idx), len(holdout_idx))
 
     stage1 = load_model(stage1_path, expected=ErrorMapModel)
-    with precision_policy(cfg.precision):
-        model = QualityModel.from_stage1(stage1, score_scale=recipe.score_scale)
     steps_per_epoch = max(1, len(train_records) // cfg.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate,
         decay_steps=steps_per_epoch * cfg.epochs,
         alpha=cfg.final_learning_rate_fraction,
     )
-    model.compile(
-        optimizer=keras.optimizers.Nadam(schedule),
-        ranking_weight=cfg.ranking_weight,
-        ranking_margin=cfg.ranking_margin,
-    )
+    with strategy.scope(), precision_policy(cfg.precision):
+        model = QualityModel.from_stage1(stage1, score_scale=recipe.score_scale)
+        model.compile(
+            optimizer=keras.optimizers.Nadam(schedule),
+            ranking_weight=cfg.ranking_weight,
+            ranking_margin=cfg.ranking_margin,
+        )
     dataset = stage2_data.training_dataset(
         [r.path for r in train_records],
         [r.score for r in train_records],
@@ -79,19 +101,22 @@ def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verb
         cfg.seed,
         ranking=cfg.ranking_weight > 0,
     )
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(output_dir / "backup")),
-        keras.callbacks.CSVLogger(str(output_dir / "stage2_log.csv"), append=True),
-    ]
+    held = [records[i] for i in holdout_idx]
+    callbacks = [HoldoutCorrelations([r.path for r in held], [r.score for r in held])]
     start = time.time()
     try:
-        model.fit(
+        runner.run(
+            model,
+            strategy,
             dataset,
+            output_dir,
+            "stage2",
             steps_per_epoch=steps_per_epoch,
             epochs=cfg.epochs,
-            callbacks=callbacks,
+            resume=resume,
+            checkpoint_every=checkpoint_every,
             verbose=verbose,
-        shuffle=False,  # the tf.data pipelines shuffle themselves
+            callbacks=callbacks if held else [],
         )
     except tf.errors.InvalidArgumentError as e:
         raise DatasetError(f"{csv_path}: {e.message.splitlines()[0]}") from None
@@ -104,17 +129,13 @@ def train_stage2(csv_path, stage1_path, recipe: TrainingRecipe, output_dir, verb
         "training_images": len(train_idx),
         "holdout_images": len(holdout_idx),
     }
-    if holdout_idx:
-        held = [records[i] for i in holdout_idx]
-        scores, errors = Scorer(model).score_files([r.path for r in held])
-        if errors:
-            raise DatasetError("; ".join(str(e) for e in errors[:3]))
-        predictions = np.array([scores[r.path] for r in held])
+    if held:
+        predictions = score_paths(model, [r.path for r in held])
         targets = np.array([r.score for r in held])
         metrics["holdout"] = correlations(predictions, targets).to_dict()
         root = Path(csv_path).parent
         metrics["holdout_predictions"] = {
             os.path.relpath(r.path, root): float(p) for r, p in zip(held, predictions)
         }
-    (output_dir / "stage2_metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text_atomic(output_dir / "stage2_metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -1,0 +1,226 @@
+"""`diqa train`: interruption and --resume, --seed, --precision, TensorBoard logs.
+
+The resume and seed tests run `diqa train stage1` in subprocesses (a run must be
+killed, and --seed turns on TF's deterministic ops for the whole process); the
+others run in this process.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from diqa_tf import cli
+from diqa_tf.models import ErrorMapModel
+from diqa_tf.training import distributed_loop
+from diqa_tf.training.precision import precision_policy
+
+DIQA = "import sys; from diqa_tf.cli import main; sys.exit(main())"  # the `diqa` command
+STEPS_PER_EPOCH = 6
+RECIPE = f"""
+[stage1]
+crop_size = 32
+batch_size = 4
+steps_per_epoch = {STEPS_PER_EPOCH}
+epochs = 2
+validation_references = 0.34
+validation_pairs = 4
+
+[stage2]
+crop_size = 32
+batch_size = 2
+epochs = 2
+holdout_fraction = 0.375
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, textured_image):
+    """(references folder, recipe) for a 12-step stage-1 run."""
+    import imageio.v3 as iio
+
+    folder = tmp_path_factory.mktemp("training")
+    references = folder / "refs"
+    references.mkdir()
+    for seed in range(3):
+        iio.imwrite(references / f"r{seed}.png", textured_image(96, 96, seed=seed))
+    config = folder / "recipe.toml"
+    config.write_text(RECIPE)
+    return references, config
+
+
+def _train_stage1(setup, output, *extra):
+    references, config = setup
+    command = [sys.executable, "-c", DIQA, "train", "stage1", "--references",
+               str(references), "--config", str(config), "--output", str(output), "--quiet",
+               "--seed", "0", "--checkpoint-every", "2", *extra]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(process):
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, out
+    return out
+
+
+def _weights(path):
+    return keras.saving.load_model(path).get_weights()
+
+
+@pytest.fixture(scope="module")
+def two_runs(setup, tmp_path_factory):
+    """Two uninterrupted runs with --seed 0, side by side."""
+    root = tmp_path_factory.mktemp("runs")
+    outputs = [root / "a", root / "b"]
+    for process in [_train_stage1(setup, output) for output in outputs]:
+        _finish(process)
+    return outputs
+
+
+@pytest.mark.slow  # 2 subprocess runs of `diqa train`: ~40 s alone, more on a busy machine
+def test_seed_repeats_bit_for_bit(two_runs):
+    a, b = two_runs
+    for x, y in zip(_weights(a / "stage1.keras"), _weights(b / "stage1.keras"), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not (a / "backup").exists()  # checkpoints go once a run has finished
+
+
+@pytest.mark.slow  # + 2 more subprocess runs
+def test_sigkill_then_resume_gives_the_uninterrupted_weights(setup, two_runs, tmp_path):
+    output = tmp_path / "killed"
+    state = output / "backup" / "state.json"
+    process = _train_stage1(setup, output)
+    deadline = time.time() + 300
+    while not state.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL, "the run ended before a checkpoint"
+
+    saved = json.loads(state.read_text())
+    assert saved["step"] % STEPS_PER_EPOCH, f"not killed mid-epoch: {saved}"
+    assert (output / "backup" / saved["weights"]).is_file()  # a complete checkpoint
+
+    # Without --resume the interrupted run is neither resumed nor replaced by accident.
+    status = cli.main(["train", "stage1", "--references", str(setup[0]), "--config",
+                       str(setup[1]), "--output", str(output)])
+    assert status == 1
+
+    out = _finish(_train_stage1(setup, output, "--resume"))
+    assert "stage 1 done" in out
+    reference = _weights(two_runs[0] / "stage1.keras")
+    for x, y in zip(_weights(output / "stage1.keras"), reference, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not (output / "backup").exists()
+
+
+def test_resume_needs_a_checkpoint(capsys, tmp_path, setup):
+    args = ["train", "stage1", "--references", str(setup[0]), "--output", str(tmp_path)]
+    assert cli.main([*args, "--resume"]) == 1
+    assert "no checkpoint to resume from" in capsys.readouterr().err
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "state.json").write_text("{}")
+    assert cli.main(args) == 1
+    assert "use --resume to continue it or --overwrite" in capsys.readouterr().err
+
+
+# --- precision ------------------------------------------------------------------------
+
+
+def _losses(precision, batches, initial, optimizer=lambda: keras.optimizers.Nadam(1e-4)):
+    """Per-step training losses (of the whole run so far) of an ErrorMapModel."""
+    with precision_policy(precision):
+        model = ErrorMapModel()
+    model.compile(optimizer=optimizer())
+    model.set_weights(initial)
+    losses = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            losses.append(logs["loss"])
+
+    dataset = tf.data.Dataset.from_tensor_slices(batches)
+    distributed_loop.train(
+        model, tf.distribute.get_strategy(), dataset, steps_per_epoch=len(batches[0]["image"]),
+        epochs=1, callbacks=[Record()], verbose=0,
+    )
+    return np.array(losses), model
+
+
+def _batches(rng, steps, n, size):
+    """The same batch at every step: a training run's loss must fall."""
+    batch = (
+        {"image": (rng.standard_normal((n, size, size, 1)) * 15).astype(np.float32)},
+        {
+            "error_map": (rng.random((n, size // 4, size // 4, 1)) + 0.1).astype(np.float32),
+            "reliability": rng.random((n, size // 4, size // 4, 1)).astype(np.float32),
+        },
+    )
+    return tf.nest.map_structure(lambda x: np.stack([x] * steps), batch)
+
+
+def test_bfloat16_loss_tracks_float32(rng):
+    batches = _batches(rng, steps=4, n=4, size=32)
+    keras.utils.set_random_seed(0)
+    initial = ErrorMapModel().get_weights()
+    reference, _ = _losses("float32", batches, initial)
+    mixed, _ = _losses("mixed_bfloat16", batches, initial)
+    assert reference[-1] < 0.8 * reference[0]  # it learns: the comparison means something
+    np.testing.assert_allclose(mixed, reference, rtol=0.05)
+
+
+def test_float16_scales_the_loss(rng):
+    """compile wraps the optimizer in a LossScaleOptimizer; train_step must scale the
+    loss, else apply() divides unscaled gradients by the scale (2**15) and SGD learns
+    nothing (Nadam would hide it: it is blind to a constant gradient factor).
+    Small shapes: float16 convolutions are slow on CPU."""
+    batches = _batches(rng, steps=4, n=2, size=16)
+    keras.utils.set_random_seed(0)
+    initial = ErrorMapModel().get_weights()
+    sgd = lambda: keras.optimizers.SGD(1e-3)  # noqa: E731
+    reference, _ = _losses("float32", batches, initial, sgd)
+    mixed, model = _losses("mixed_float16", batches, initial, sgd)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert reference[-1] < 0.8 * reference[0]
+    # A step that overflows at the initial scale is skipped (as designed), so float16
+    # may lag float32 by a step; it must still learn.
+    assert np.all(np.isfinite(mixed)) and mixed[-1] < 0.8 * mixed[0]
+
+
+# --- TensorBoard ----------------------------------------------------------------------
+
+
+def _tags(folder):
+    pytest.importorskip("tensorboard")  # tf.summary needs it (see setup.cfg)
+    tags = set()
+    for path in folder.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+@pytest.mark.slow  # reads the runs of test_seed_repeats_bit_for_bit
+def test_stage1_tensorboard_logs(two_runs):
+    assert {"loss", "val_loss", "batch_loss", "error_map"} <= _tags(two_runs[0] / "tensorboard")
+
+
+def test_stage2_tensorboard_and_csv_logs(capsys, tmp_path, setup, scored_csv,
+                                         tiny_stage1_model_path):
+    output = tmp_path / "run"
+    status = cli.main(["train", "stage2", "--csv", str(scored_csv), "--stage1",
+                       str(tiny_stage1_model_path), "--config", str(setup[1]),
+                       "--output", str(output), "--quiet"])
+    assert status == 0, capsys.readouterr().err
+    assert {"loss", "holdout_srcc", "holdout_plcc"} <= _tags(output / "tensorboard")
+    rows = (output / "stage2_log.csv").read_text().splitlines()
+    assert rows[0] == "epoch,holdout_plcc,holdout_srcc,loss" and len(rows) == 3
