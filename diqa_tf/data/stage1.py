@@ -63,8 +63,13 @@ def make_pair(reference, seed, crop_size, config: PreprocessingConfig):
         [], s_level, 0, distortions.NUM_LEVELS, dtype=tf.int32
     )
     distorted = distortions.distort(crop, kind, level, s_distort)
-    maps = preprocessing.stage1_targets(crop, distorted, config)
+    return crop_example(crop, distorted, crop_size, config)
 
+
+def crop_example(reference, distorted, crop_size, config: PreprocessingConfig):
+    """(inputs, targets, flatness) of a reference/distorted crop of `crop_size` plus MARGIN
+    on each side: maps computed with the margin as context, then cut to the crop."""
+    maps = preprocessing.stage1_targets(reference, distorted, config)
     m = MARGIN // config.output_stride
     g = crop_size // config.output_stride
     inputs = {"image": maps["image"][MARGIN : MARGIN + crop_size, MARGIN : MARGIN + crop_size]}
@@ -102,6 +107,11 @@ def pair_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    ds = ds.filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
+    return batch_examples(ds, batch_size, min_crop_reliability)
+
+
+def batch_examples(examples, batch_size, min_crop_reliability):
+    """Batches of (inputs, targets), dropping crops of near-flat references."""
+    ds = examples.filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
     ds = ds.map(lambda inputs, targets, rel: (inputs, targets))
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

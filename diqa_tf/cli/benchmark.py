@@ -1,0 +1,91 @@
+"""`diqa benchmark`: the paper's protocol (repeated content-disjoint splits) on a database."""
+
+import argparse
+from pathlib import Path
+
+from diqa_tf.cli.common import EXIT_OK, positive_int
+
+
+def _train_ratio(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _print_split(result, skipped):
+    m = result["metrics"]
+    if skipped:
+        how = "finished before, kept"
+    else:
+        how = f"{sum(result['seconds'].values()):.0f} s"
+    print(
+        f"split {result['split']}: SRCC {m['srcc']:.4f}  PLCC {m['plcc']:.4f}  "
+        f"KRCC {m['krcc']:.4f}  RMSE {m['rmse']:.4f}  ({result['train_images']} train / "
+        f"{result['test_images']} test images; {how})",
+        flush=True,
+    )
+
+
+def run(args):
+    from diqa_tf.config import TrainingRecipe
+    from diqa_tf.data.databases import get_database
+    from diqa_tf.evaluation.protocol import ProtocolSettings, run_protocol
+
+    database = get_database(args.database)
+    recipe = TrainingRecipe.load(args.config) if args.config else TrainingRecipe()
+    settings = ProtocolSettings(
+        database=database.name,
+        root=str(Path(args.root).expanduser().resolve()),
+        splits=args.splits,
+        train_ratio=args.train_ratio,
+        seed=args.seed,
+        stage1=str(Path(args.stage1).expanduser().resolve()) if args.stage1 else None,
+    )
+    if args.stage1 and not Path(settings.stage1).is_file():
+        args.usage_error(f"--stage1: no such model file: {args.stage1}")
+    output = Path(args.output)
+    print(f"{database.name}: {args.splits} content-disjoint splits -> {output}", flush=True)
+    summary = run_protocol(
+        database, settings, recipe, output, verbose=0 if args.quiet else 2,
+        on_split=_print_split,
+    )
+    for statistic in ("median", "mean"):
+        v = summary[statistic]
+        print(f"{statistic:6s}   SRCC {v['srcc']:.4f}  PLCC {v['plcc']:.4f}  "
+              f"KRCC {v['krcc']:.4f}  RMSE {v['rmse']:.4f}")
+    print(f"results: {output / 'results.json'}, {output / 'results.md'}")
+    return EXIT_OK
+
+
+def register(commands):
+    from diqa_tf.data.databases import DATABASES
+
+    bench = commands.add_parser(
+        "benchmark",
+        help="train and test on repeated content-disjoint splits of a database",
+        description="The paper's protocol: on each random content-disjoint split, train "
+        "stage 1 (on the database's reference/distorted pairs, where it has references) and "
+        "stage 2 on the training part, then score the test part. Reports each split and the "
+        "median and mean. Run the same command again to resume: finished splits are kept.",
+    )
+    bench.add_argument("--database", required=True, metavar="NAME",
+                       help=f"one of {', '.join(DATABASES)}")
+    bench.add_argument("--root", required=True, metavar="DIR",
+                       help="the database's folder as unpacked (for `csv`: the CSV file)")
+    bench.add_argument("--splits", type=positive_int, default=10, metavar="N",
+                       help="how many splits (10)")
+    bench.add_argument("--train-ratio", type=_train_ratio, default=0.8, metavar="F",
+                       help="fraction of the contents used for training (0.8)")
+    bench.add_argument("--seed", type=int, default=0, metavar="S",
+                       help="split i is drawn with seed S + i - 1 (0)")
+    bench.add_argument("--config", metavar="TOML", help="training recipe (TOML), e.g. configs/protocol_short.toml")
+    bench.add_argument("--stage1", metavar="PATH",
+                       help="a stage-1 model for every split instead of training one (default: "
+                       "trained where the database has references, else the shipped one)")
+    bench.add_argument("--output", required=True, metavar="DIR", help="folder for everything")
+    bench.add_argument("--quiet", action="store_true", help="no line per training epoch")
+    bench.set_defaults(func=run, usage_error=bench.error)

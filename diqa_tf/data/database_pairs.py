@@ -1,0 +1,85 @@
+"""Stage-1 pairs from a database's own reference and distorted images, as in the paper.
+
+The elements are those of diqa_tf.data.stage1.pair_dataset, ({"image": I_hat_d},
+{"error_map": e, "reliability": r}) on the output grid: the same random crop (plus its
+margin) of a reference and of one of its distorted versions. Both files are read at
+each use (a database does not fit in memory); the pair list is shuffled, so batches
+mix references and distortion types.
+"""
+
+import tensorflow as tf
+from PIL import Image
+
+from diqa_tf import ops
+from diqa_tf.config import PreprocessingConfig
+from diqa_tf.data.stage1 import MARGIN, batch_examples, crop_example
+from diqa_tf.errors import DatasetError
+
+
+def check_sizes(pairs):
+    """Raise DatasetError unless each distorted image has its reference's size
+    (the error map compares them pixel by pixel); sizes are read from the headers."""
+    sizes = {}
+    for reference, distorted in pairs:
+        for path in (reference, distorted):
+            if path not in sizes:
+                try:
+                    with Image.open(path) as image:
+                        sizes[path] = image.size
+                except OSError as e:
+                    raise DatasetError(f"{path}: cannot be read as an image ({e})") from None
+        if sizes[reference] != sizes[distorted]:
+            (rw, rh), (dw, dh) = sizes[reference], sizes[distorted]
+            raise DatasetError(
+                f"{distorted}: is {dw}x{dh} but its reference {reference} is {rw}x{rh}; "
+                "stage-1 pairs need equal sizes"
+            )
+
+
+def _load_pair(reference_path, distorted_path):
+    reference = ops.decode_image(tf.io.read_file(reference_path))
+    distorted = ops.decode_image(tf.io.read_file(distorted_path))
+    return tf.stack([reference, distorted])
+
+
+def _crop_pair(pair, seed, crop_size, config):
+    size = crop_size + 2 * MARGIN
+    crop = tf.image.stateless_random_crop(pair, [2, size, size, 3], seed)
+    return crop_example(crop[0], crop[1], crop_size, config)
+
+
+def pair_dataset(
+    pairs,
+    config: PreprocessingConfig,
+    crop_size=112,
+    batch_size=32,
+    seed=0,
+    min_crop_reliability=0.2,
+    repeat=True,
+):
+    """Endless (or one-pass) batches from `pairs`, a list of (reference path, distorted path).
+
+    Crops of near-flat references are dropped, as for the synthetic pairs. Every image
+    must be at least `crop_size + 2 * MARGIN` pixels a side.
+    """
+    if crop_size % config.output_stride:
+        raise ValueError(
+            f"`crop_size` must be a multiple of {config.output_stride}. Received: {crop_size}"
+        )
+    if not pairs:
+        raise DatasetError("stage 1: no reference/distorted pairs to train on")
+    pairs = [(str(r), str(d)) for r, d in pairs]
+    check_sizes(pairs)
+    references, distorted = zip(*pairs)
+    ds = tf.data.Dataset.from_tensor_slices((list(references), list(distorted)))
+    ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
+    ds = tf.data.Dataset.zip(ds, seeds)
+    ds = ds.map(
+        lambda paths, s: _crop_pair(_load_pair(*paths), s, crop_size, config),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return batch_examples(ds, batch_size, min_crop_reliability)
