@@ -1,10 +1,10 @@
-"""Every user mistake on `diqa predict` and `diqa evaluate`, as one table of cases.
+"""Every user mistake on `diqa predict`, `explain` and `evaluate [--report]`, as one table.
 
 A bad case must end with exit status 1, exactly one `diqa: error:` line that starts
 with the thing at fault (a path, or a CSV and its line) and says what is wrong, no
 traceback, and no partial output file; the good image scored beside a bad one is
-still in the output. An unusual but valid image must score (exit 0, a finite score)
-and, where it has an 8-bit RGB twin, score the same as the twin.
+still in the output (its picture, for explain). An unusual but valid image must score
+(exit 0, a finite score) and, where it has an 8-bit RGB twin, score the same as the twin.
 
 All files are tiny and made in tmp_path (the "too large" PNGs are headers only).
 """
@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import struct
+import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -35,13 +36,16 @@ class Run:
     scored: tuple = ()  # exactly the paths `output` must hold (none: no output file)
     same_score: bool = False  # the scored paths score alike (a valid image and its twin)
     never_created: tuple = ()  # files that must not exist afterwards
+    folder: Path | None = None  # explain's --output, evaluate's --report
+    folder_files: tuple = ()  # exactly the files `folder` must hold (none: no folder)
+    no_matplotlib: bool = False  # run as if the [viz] extra were not installed
 
 
 class Workspace:
-    """tmp_path, the model, and a good 24x24 RGB PNG to score beside each bad input."""
+    """tmp_path, the models, and a good 24x24 RGB PNG to score beside each bad input."""
 
-    def __init__(self, tmp, model, image):
-        self.tmp, self.model, self.image = tmp, model, image
+    def __init__(self, tmp, model, stage1, image):
+        self.tmp, self.model, self.stage1, self.image = tmp, model, stage1, image
         self.good = self.save(image, "good.png")
 
     def save(self, image, name, **options):
@@ -75,6 +79,31 @@ class Workspace:
 
     def bad_model(self, path, keyword, **expected):
         return self.predict(self.good, model=path, named=path, keyword=keyword, **expected)
+
+    def explain(self, *inputs, model=None, stage1=None, output=None, options=(), **expected):
+        output = output or self.tmp / "pictures"
+        argv = ["explain", *inputs, "--model", model or self.model,
+                "--stage1", stage1 or self.stage1, "--output", output, *options]
+        return Run(argv, folder=output, **expected)
+
+    def bad_explain_image(self, path, keyword):
+        """`path` fails alone: the good image beside it gets its picture."""
+        return self.explain(path, self.good, named=path, keyword=keyword,
+                            folder_files=("good_explained.png",))
+
+    def valid_explain_image(self, path):
+        return self.explain(path, folder_files=(f"{Path(path).stem}_explained.png",))
+
+    def report(self, lines, report=None, **expected):
+        """`evaluate --report` on data/scores.csv beside data/imgs/{a,b,c}.png (all differ)."""
+        rng = np.random.default_rng(0)
+        for name in ("a", "b", "c"):
+            noisy = np.clip(self.image + rng.normal(0, 30, self.image.shape), 0, 255)
+            self.save(noisy.astype(np.uint8), f"data/imgs/{name}.png")
+        csv = self.write("data/scores.csv", "".join(f"{line}\n" for line in lines))
+        report = report or self.tmp / "report"
+        argv = ["evaluate", "--model", self.model, "--csv", csv, "--report", report]
+        return Run(argv, folder=report, **expected)
 
     def bad_csv(self, lines, where, keyword, name="scores.csv"):
         """An evaluate CSV beside data/imgs/{a,b}.png (and ../outside.png)."""
@@ -141,6 +170,28 @@ def animated_gif(w):
     return path, w.save(first, "anim_frame0.png")
 
 
+def corrupt_jpeg(w):
+    """A JPEG start-of-image marker followed by noise."""
+    noise = np.random.default_rng(0).integers(0, 256, 300, np.uint8).tobytes()
+    return w.write("corrupt.jpg", b"\xff\xd8" + noise)
+
+
+def jpeg_header_only(w, width, height):
+    """A real small JPEG whose frame header (SOF0) claims width x height."""
+    data = bytearray(w.save(w.image, "small.jpg", quality=90).read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return w.write(f"huge{width}.jpg", bytes(data))
+
+
+def saved_model_folder(w):
+    """A TF SavedModel folder (what `diqa export` writes), not a DIQA `.keras` file."""
+    module = tf.Module()
+    module.f = tf.function(lambda x: x + 1.0, input_signature=[tf.TensorSpec([], tf.float32)])
+    tf.saved_model.save(module, str(w.tmp / "served"))
+    return w.tmp / "served"
+
+
 def evil_keras(w):
     """A `.keras` zip whose config names class EvilLayer from module `os`."""
     path = w.tmp / "evil.keras"
@@ -183,9 +234,12 @@ CASES = {
     "truncated-jpeg": lambda w: w.bad_image(truncated_jpeg(w), "not a readable"),
     "text-as-png": lambda w: w.bad_image(w.write("text.png", "not an image\n"), "not a readable"),
     "zero-bytes": lambda w: w.bad_image(w.write("zero.png", b""), "empty file"),
+    "corrupt-jpeg": lambda w: w.bad_image(corrupt_jpeg(w), "truncated or corrupt"),
     "8x8": lambda w: w.bad_image(w.save(w.image[:8, :8], "tiny.png"), "8x8"),
     "20000x20000-header": lambda w: w.bad_image(
         w.write("huge.png", png_header_only(20000, 20000)), "too large"),
+    "20000x20000-jpeg-header": lambda w: w.bad_image(
+        jpeg_header_only(w, 20000, 20000), "too large"),
     "8000x8000-header": lambda w: w.bad_image(
         w.write("big.png", png_header_only(8000, 8000)),
         f"8000x8000, more than the {MAX_PIXELS // 1_000_000} megapixels"),
@@ -206,6 +260,7 @@ CASES = {
         keyword="cannot be written", scored=()),
     # --model
     "model-folder": lambda w: w.bad_model(w.write("folder/x.pb", "x").parent, "not a Keras model"),
+    "model-savedmodel-folder": lambda w: w.bad_model(saved_model_folder(w), "not a Keras model"),
     "model-zip-of-junk": lambda w: w.bad_model(junk_zip(w), "not a loadable DIQA model"),
     "model-text": lambda w: w.bad_model(w.write("text.keras", "hello\n"), "not a `.keras` zip"),
     "model-unknown-class": lambda w: w.bad_model(
@@ -233,19 +288,81 @@ CASES = {
         ["image,mos", "imgs/a.png,50", f"{w.tmp / 'outside.png'},4"], 3, "absolute path"),
     "csv-reference-escapes": lambda w: w.bad_csv(
         ["image,mos,reference", "imgs/a.png,50,../outside.png"], 2, "`reference`"),
+    # explain: a bad image fails alone; the good one beside it gets its picture.
+    "explain-missing-file": lambda w: w.bad_explain_image(w.tmp / "missing.png", "no such file"),
+    "explain-empty-folder": lambda w: w.bad_explain_image(w.folder("empty"), "holds no"),
+    "explain-truncated-jpeg": lambda w: w.bad_explain_image(truncated_jpeg(w), "truncated"),
+    "explain-text-as-png": lambda w: w.bad_explain_image(
+        w.write("text.png", "not an image\n"), "not a readable"),
+    "explain-zero-bytes": lambda w: w.bad_explain_image(w.write("zero.png", b""), "empty file"),
+    "explain-8x8": lambda w: w.bad_explain_image(w.save(w.image[:8, :8], "tiny.png"), "8x8"),
+    "explain-20000x20000-header": lambda w: w.bad_explain_image(
+        w.write("huge.png", png_header_only(20000, 20000)), "too large"),
+    "explain-all-inputs-fail": lambda w: w.explain(
+        w.tmp / "missing.png", named=w.tmp / "missing.png", keyword="no such file"),
+    "explain-png-16-bit": lambda w: w.valid_explain_image(png16(w)),
+    "explain-cmyk-jpeg": lambda w: w.valid_explain_image(cmyk(w)),
+    "explain-animated-gif": lambda w: w.valid_explain_image(animated_gif(w)[0]),
+    "explain-reference-missing": lambda w: w.explain(
+        w.good, options=["--reference", w.tmp / "ref.png"], named=w.tmp / "ref.png",
+        keyword="no such file"),
+    "explain-reference-not-an-image": lambda w: w.explain(
+        w.good, options=["--reference", w.write("ref.png", "text")], named=w.tmp / "ref.png",
+        keyword="not a readable"),
+    "explain-reference-other-size": lambda w: w.explain(
+        w.good, options=["--reference", w.save(w.image[:20], "ref.png")], named=w.good,
+        keyword="image is 24x24 but its reference is 24x20"),
+    "explain-output-is-a-file": lambda w: Run(
+        w.explain(w.good, output=w.write("taken", "")).argv, named=w.tmp / "taken",
+        keyword="is a file, not a folder"),
+    "explain-output-under-a-file": lambda w: w.explain(
+        w.good, output=w.write("blocker", "") / "pictures",
+        named=w.tmp / "blocker" / "pictures", keyword="blocker is a file, not a folder"),
+    "explain-stage1-is-a-quality-model": lambda w: w.explain(
+        w.good, stage1=w.model, named=w.model, keyword="not the ErrorMapModel needed here"),
+    "explain-model-is-stage1": lambda w: w.explain(
+        w.good, model=w.stage1, named=w.stage1, keyword="predicts error maps, not scores"),
+    "explain-unknown-keras": lambda w: w.explain(
+        w.good, model=evil_keras(w), named=w.tmp / "evil.keras",
+        keyword="Could not locate class 'EvilLayer'"),
+    "explain-no-matplotlib": lambda w: w.explain(
+        w.good, named="pictures need matplotlib", keyword="pip install 'diqa-tf[viz]'",
+        no_matplotlib=True),
+    # evaluate --report: nothing is written unless scoring succeeds.
+    "report-bad-csv": lambda w: w.report(
+        ["image,mos", "imgs/a.png,50", "imgs/b.png,nan"],
+        named=f"{w.tmp / 'data' / 'scores.csv'}, line 3", keyword="is nan"),
+    "report-too-few-images": lambda w: w.report(
+        ["image,mos", "imgs/a.png,50", "imgs/b.png,40"], named=w.tmp / "data" / "scores.csv",
+        keyword="only 2 readable images: need at least 3"),
+    "report-output-is-a-file": lambda w: Run(
+        w.report(["image,mos", "imgs/a.png,50"], report=w.write("taken", "")).argv,
+        named=w.tmp / "taken", keyword="is a file, not a folder"),
+    "report-no-matplotlib": lambda w: w.report(
+        ["image,mos", "imgs/a.png,50", "imgs/b.png,40", "imgs/c.png,30"],
+        named="pictures need matplotlib", keyword="pip install 'diqa-tf[viz]'",
+        no_matplotlib=True),
+    "report-unreadable-image": lambda w: w.report(
+        ["image,mos", "imgs/a.png,50", "imgs/b.png,40", "imgs/c.png,30", "imgs/text.png,20"],
+        named=w.write("data/imgs/text.png", "text"), keyword="not a readable",
+        folder_files=("index.html", "predictions.csv", "scatter.png")),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input(case, capsys, tmp_path, tiny_quality_model_path, textured_image):
-    w = Workspace(tmp_path, tiny_quality_model_path, textured_image(24, 24))
+def test_bad_input(case, capsys, monkeypatch, tmp_path, tiny_quality_model_path,
+                   tiny_stage1_model_path, textured_image):
+    w = Workspace(tmp_path, tiny_quality_model_path, tiny_stage1_model_path,
+                  textured_image(24, 24))
     run = CASES[case](w)
+    if run.no_matplotlib:
+        monkeypatch.setitem(sys.modules, "matplotlib", None)
     status, out, err = run_cli(capsys, *run.argv)
 
     assert_no_traceback(err)
     lines = error_lines(err)
     others = [line for line in err.splitlines() if line not in lines]
-    assert all(line.startswith("scored ") for line in others), err  # predict's summary only
+    assert all(line.startswith(("scored ", "explained ")) for line in others), err  # summaries
     if run.named is None:
         assert status == 0 and lines == [], err
     else:
@@ -253,8 +370,13 @@ def test_bad_input(case, capsys, tmp_path, tiny_quality_model_path, textured_ima
         assert len(lines) == 1, err
         assert lines[0].startswith(f"{ERROR_PREFIX}{run.named}"), lines[0]
         assert run.keyword in lines[0], lines[0]
-    if run.argv[0] == "evaluate":
+    if run.argv[0] == "evaluate" and not run.folder_files:
         assert out == ""
+    if run.folder is not None:
+        if run.folder_files:
+            assert sorted(p.name for p in run.folder.iterdir()) == sorted(run.folder_files)
+        else:
+            assert not run.folder.exists(), list(run.folder.iterdir())
 
     assert not list(tmp_path.rglob("*.partial")), "a partial output file was left"
     assert not any(p.exists() for p in run.never_created), "code from the model file ran"

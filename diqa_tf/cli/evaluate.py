@@ -1,6 +1,11 @@
 """`diqa evaluate`: SRCC, PLCC, KRCC, RMSE on a scored CSV or an IQA database."""
 
+from pathlib import Path
+
 from diqa_tf.cli.common import EXIT_FAILED, EXIT_OK, add_model_option, error, positive_int, quality_model
+from diqa_tf.cli.native_stderr import silence_native_stderr
+from diqa_tf.cli.progress import Progress, add_quiet_option
+from diqa_tf.errors import DatasetError
 
 
 def describe_scale(scale):
@@ -9,11 +14,17 @@ def describe_scale(scale):
 
 
 def run(args):
+    import numpy as np
+
     from diqa_tf.data.databases import get_database
-    from diqa_tf.evaluation.evaluate import evaluate_records, predictions_flipped
+    from diqa_tf.evaluation.evaluate import predictions_flipped
+    from diqa_tf.evaluation.metrics import correlations
+    from diqa_tf.inference import Scorer
 
     if bool(args.database) != bool(args.root):
         args.usage_error("--database NAME and --root DIR go together")
+    if args.report:
+        _check_report_folder(Path(args.report))
     if args.csv:
         database, root = get_database("csv"), args.csv
     else:
@@ -22,14 +33,30 @@ def run(args):
     model = quality_model(args.model)
     if args.database:
         print(f"{database.name}: {len(records)} images, scores {describe_scale(database.scale)}")
-    if predictions_flipped(model, database.scale):
+    flipped = predictions_flipped(model, database.scale)
+    if flipped:
         print(
             f"predictions negated: the model's scores ({describe_scale(model.score_scale)}) "
             f"run the other way from {database.name}'s, so a good model has positive SRCC"
         )
-    result, errors = evaluate_records(model, records, args.batch_size, scale=database.scale)
+    # Scored here rather than by evaluation.evaluate_records, for the progress bar and
+    # because the report needs every prediction, not only the correlations.
+    with Progress(len(records), "scoring", quiet=args.quiet) as progress:
+        scores, errors = Scorer(model, args.batch_size).score_files(
+            [r.path for r in records], progress.update
+        )
     for problem in errors:
         error(str(problem))
+    scored = [r for r in records if r.path in scores]
+    if len(scored) < 3:
+        raise DatasetError(
+            f"{root}: only {len(scored)} readable images: need at least 3 to correlate"
+        )
+    own_scores = np.array([scores[r.path] for r in scored])
+    predictions = -own_scores if flipped else own_scores
+    targets = np.array([r.score for r in scored])
+    result = correlations(predictions, targets)
+    progress.summary("scored", len(scored), len(errors))
     print(f"SRCC  {result.srcc:.4f}")
     print(f"PLCC  {result.plcc:.4f}")
     print(f"KRCC  {result.krcc:.4f}")
@@ -37,7 +64,31 @@ def run(args):
     print(f"N     {result.n}")
     if result.fit != "logistic":
         print(f"(PLCC and RMSE after a {result.fit} fit: the logistic fit did not converge)")
+    if args.report:
+        from diqa_tf.viz.report import ReportData, write_report
+
+        data = ReportData(
+            title=database.name if args.database else Path(args.csv).name,
+            paths=[r.path for r in scored],
+            targets=targets,
+            predictions=predictions,
+            scores=own_scores,
+            distortions=[r.distortion for r in scored],
+            result=result,
+            target_name="MOS" if database.scale.higher_is_better else "DMOS",
+            flipped=flipped,
+            failed=tuple(str(e) for e in errors),
+        )
+        print(f"report: {write_report(args.report, data)}")
     return EXIT_FAILED if errors else EXIT_OK
+
+
+def _check_report_folder(folder):
+    """Fail before scoring: no matplotlib, or a file where the report folder must be."""
+    from diqa_tf.viz.figures import check_folder, pyplot
+
+    pyplot()
+    check_folder(folder)
 
 
 def register(commands):
@@ -55,4 +106,8 @@ def register(commands):
     evaluate.add_argument("--root", metavar="DIR",
                           help="the database's folder as unpacked (with --database)")
     evaluate.add_argument("--batch-size", type=positive_int, default=8)
-    evaluate.set_defaults(func=run, usage_error=evaluate.error)
+    evaluate.add_argument("--report", metavar="DIR",
+                          help="also write plots, predictions.csv and index.html into DIR "
+                          "(needs matplotlib: pip install 'diqa-tf[viz]')")
+    add_quiet_option(evaluate)
+    evaluate.set_defaults(func=silence_native_stderr(run), usage_error=evaluate.error)

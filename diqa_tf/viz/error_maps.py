@@ -1,24 +1,8 @@
 """Pictures of images with their predicted maps (matplotlib, the `[viz]` extra)."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 
-from diqa_tf.errors import DIQAError
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise DIQAError(
-            "pictures need matplotlib: pip install 'diqa-tf[viz]' (or pip install matplotlib)"
-        ) from None
-    return plt
+from diqa_tf.viz.figures import pyplot, save_figure
 
 
 def upsample(grid_map, shape):
@@ -35,7 +19,7 @@ def save_map_grid(rows, path, title=None):
     `rows`: dicts with "image" (RGB 0-255), "error_map", "quality_map" (output
     grid) and "label". The file is written atomically.
     """
-    plt = _pyplot()
+    plt = pyplot()
     # One colour scale per column, so rows compare (robust to a few extreme cells).
     error_range = np.percentile(np.concatenate([np.ravel(r["error_map"]) for r in rows]), [1, 99])
     quality_range = np.percentile(
@@ -67,9 +51,4 @@ def save_map_grid(rows, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.98) if title else None)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
