@@ -96,6 +96,20 @@ def test_predict_folder_and_glob(capsys, model, image_folder):
         assert score == pytest.approx(from_folder[path], abs=1e-4)
 
 
+def test_predict_bfloat16_is_close_to_float32_but_not_the_same_run(capsys, model, image_folder):
+    files = [image_folder / "a.png", image_folder / "b.jpg", image_folder / "e.png"]
+    status, out, err = run_cli(capsys, "predict", *files, "--model", model)
+    assert status == 0, err
+    full = parse_score_csv(out)
+    status, out, err = run_cli(capsys, "predict", *files, "--model", model, "--precision", "bfloat16")
+    assert status == 0, err
+    half = parse_score_csv(out)
+    assert list(half) == list(full)
+    diffs = [abs(half[p] - full[p]) for p in full]
+    assert max(diffs) <= 0.02 * max(abs(v) for v in full.values()) + 0.1, (full, half)
+    assert max(diffs) > 0, "--precision bfloat16 gave float32's exact scores: not applied"
+
+
 def test_predict_output_csv_and_json(capsys, model, image_folder, tmp_path):
     out_csv = tmp_path / "sub" / "scores.csv"
     status, out, err = run_cli(

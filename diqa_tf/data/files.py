@@ -75,14 +75,23 @@ def read_image(path, min_size=16):
         raise InvalidImageError(path, "is a folder, not an image") from None
     except OSError as e:
         raise InvalidImageError(path, f"cannot be read ({e.strerror})") from None
+    return decode_contents(path, contents, min_size)
+
+
+def decode_contents(path, contents, min_size=16):
+    """Decode an image file's bytes with read_image's checks; `path` names it in errors.
+
+    For bytes read elsewhere (Beam filesystems): the same rules as `diqa predict`.
+    """
     if not contents:
         raise InvalidImageError(path, "empty file (0 bytes)")
-    _check_pixel_count(path, contents)
+    check_pixel_count(path, contents)
+    _check_jpeg_complete(path, contents)
     try:
         image = ops.decode_image(contents)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
         raise InvalidImageError(
-            path, f"not a readable PNG/JPEG/BMP/GIF image ({_tf_reason(e)})"
+            path, f"not a readable PNG/JPEG/BMP/GIF image ({tf_reason(e)})"
         ) from None
     height, width = int(image.shape[0]), int(image.shape[1])
     if height < min_size or width < min_size:
@@ -92,7 +101,7 @@ def read_image(path, min_size=16):
     return image
 
 
-def _check_pixel_count(path, contents):
+def check_pixel_count(path, contents):
     """Refuse an image above MAX_PIXELS from its header (Pillow's open decodes nothing)."""
     too_large = f"more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"
     try:
@@ -110,7 +119,23 @@ def _check_pixel_count(path, contents):
         raise InvalidImageError(path, f"image is {width}x{height}, {too_large}")
 
 
-def _tf_reason(error):
+def _check_jpeg_complete(path, contents):
+    """Refuse a JPEG whose data stop before its end-of-image marker (a cut-off download).
+
+    TF's decoder refuses these too, but only after libjpeg has printed "Premature end
+    of JPEG data" or "Input file read error" to the process's stderr; this check says
+    what is wrong, and says it once. The end marker FF D9 follows the last start-of-scan
+    FF DA: neither can occur inside the scan data (a data byte FF is followed by 00 or
+    a restart code), while bytes appended after the end marker do no harm.
+    """
+    if contents[:2] == b"\xff\xd8" and contents.rfind(b"\xff\xd9") <= contents.rfind(b"\xff\xda"):
+        raise InvalidImageError(
+            path, "not a readable PNG/JPEG/BMP/GIF image (the JPEG data end before "
+            "its end-of-image marker: the file is truncated or corrupt)"
+        )
+
+
+def tf_reason(error):
     """The first line of a TF decoding error without its op-name decorations."""
     text = (error.message or "").strip().splitlines()
     text = text[0] if text else ""

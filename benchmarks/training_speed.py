@@ -1,0 +1,165 @@
+"""Training speed: stage-1 patches/s, stage-2 images/s, and the input-pipeline stall.
+
+Each stage trains with the shipped recipe (configs/shipped.toml: batch sizes, crop
+sizes, precision, the stage-2 ranking pairs) on its real tf.data pipeline, then on
+the same batches cached in memory (`take(k).cache().repeat()`, filled beforehand):
+the stall, the fraction of step time spent waiting for data, is
+1 - t(cached) / t(real), in wall time and in CPU time (the pipeline's share of the
+work: on saturated cores, what it takes from the training step). Times are the median epoch (of `--steps` steps) after a
+warm-up epoch; the two pipelines alternate, epoch by epoch.
+Stage 1 draws pairs from the Kodak references; stage 2 from CLIVE photos.
+
+Usage: python benchmarks/training_speed.py [--steps 8] [--rounds 3] [--precision P]
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import _common  # noqa: E402
+
+
+def epoch_seconds(model, datasets, steps, rounds):
+    """Median (wall, CPU) seconds of `steps` train steps per dataset, taking turns.
+
+    Returns ({name: wall s}, {name: CPU s of the process}). On a busy machine the
+    CPU time is the steadier measure: the pipeline's share of it is what it takes
+    from training once the cores are saturated.
+    """
+    iterators = {name: iter(ds) for name, ds in datasets.items()}
+    model.optimizer.build(model.trainable_variables)
+    model.make_train_function()
+    train = model.train_function
+    for it in iterators.values():  # warm-up: trace, fill buffers
+        for _ in range(2):
+            train(it)
+
+    def run(it):
+        for _ in range(steps):
+            logs = train(it)
+        float(logs["loss"])  # wait for the last step
+
+    return _common.interleaved(
+        {name: (lambda it=it: run(it)) for name, it in iterators.items()}, rounds
+    )
+
+
+def cached(ds, batches):
+    """The first `batches` batches of `ds`, in memory, repeated (filled here)."""
+    ds = ds.take(batches).cache()
+    for _ in ds:
+        pass
+    return ds.repeat()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--precision", help="override the recipe's (e.g. float32)")
+    parser.add_argument("--clive-images", type=int, default=64)
+    args = parser.parse_args()
+
+    import dataclasses
+
+    import keras
+    import numpy as np
+
+    from diqa_tf.config import TrainingRecipe
+    from diqa_tf.data import files
+    from diqa_tf.data import stage1 as stage1_data
+    from diqa_tf.data import stage2 as stage2_data
+    from diqa_tf.models import ErrorMapModel, QualityModel
+    from diqa_tf.training.precision import precision_policy
+
+    recipe = TrainingRecipe.load(_common.ROOT / "configs/shipped.toml")
+    s1, s2, pre = recipe.stage1, recipe.stage2, recipe.preprocessing
+    if args.precision:
+        s1 = dataclasses.replace(s1, precision=args.precision)
+        s2 = dataclasses.replace(s2, precision=args.precision)
+    keras.utils.set_random_seed(0)
+    rows, results = [], {}
+
+    # Stage 1
+    references = [np.asarray(files.read_image(p)) for p in _common.kodak_paths()]
+    real = stage1_data.pair_dataset(
+        stage1_data.reference_dataset(references),
+        pre,
+        crop_size=s1.crop_size,
+        batch_size=s1.batch_size,
+        min_crop_reliability=s1.min_crop_reliability,
+    )
+    with precision_policy(s1.precision):
+        model = ErrorMapModel(preprocessing_config=pre)
+        model.compile(optimizer=keras.optimizers.Nadam(s1.learning_rate))
+    datasets = {"real": real, "cached": cached(real, 4)}
+    seconds, cpu = epoch_seconds(model, datasets, args.steps, args.rounds)
+    per_s = args.steps * s1.batch_size / seconds["real"]
+    stall = 1 - seconds["cached"] / seconds["real"]
+    stall_cpu = 1 - cpu["cached"] / cpu["real"]
+    batch = f"{s1.batch_size} crops {s1.crop_size}^2"
+    rows.append(("stage 1", batch, s1.precision, per_s, "patches/s", stall, stall_cpu))
+    results["stage1"] = {
+        "patches_per_s": per_s,
+        "stall_fraction": stall,
+        "stall_fraction_cpu": stall_cpu,
+        "epoch_seconds": seconds,
+        "epoch_cpu_seconds": cpu,
+        "batch": batch,
+        "precision": s1.precision,
+    }
+    stage1_model = model
+
+    # Stage 2
+    clive = _common.DATA / "clive"
+    with open(clive / "mos.csv", newline="") as f:
+        records = [(str(clive / r["image"]), float(r["mos"])) for r in csv.DictReader(f)]
+    records = records[7 : 7 + args.clive_images]  # skip the 7 subject-training images
+    real = stage2_data.training_dataset(
+        [p for p, _ in records],
+        [s for _, s in records],
+        pre,
+        s2.batch_size,
+        s2.crop_size,
+        seed=0,
+        ranking=s2.ranking_weight > 0,
+    )
+    with precision_policy(s2.precision):
+        model = QualityModel.from_stage1(stage1_model, score_scale=recipe.score_scale)
+        model.compile(
+            optimizer=keras.optimizers.Nadam(s2.learning_rate),
+            ranking_weight=s2.ranking_weight,
+            ranking_margin=s2.ranking_margin,
+        )
+    for _ in real.take(len(records) // s2.batch_size + 1):  # fill the decoded-image cache
+        pass
+    datasets = {"real": real, "cached": cached(real, 4)}
+    seconds, cpu = epoch_seconds(model, datasets, args.steps, args.rounds)
+    per_s = args.steps * s2.batch_size / seconds["real"]
+    stall = 1 - seconds["cached"] / seconds["real"]
+    stall_cpu = 1 - cpu["cached"] / cpu["real"]
+    pairs = " + distorted copies" if s2.ranking_weight > 0 else ""
+    batch = f"{s2.batch_size} crops {s2.crop_size}^2{pairs}"
+    rows.append(("stage 2", batch, s2.precision, per_s, "images/s", stall, stall_cpu))
+    results["stage2"] = {
+        "images_per_s": per_s,
+        "stall_fraction": stall,
+        "stall_fraction_cpu": stall_cpu,
+        "epoch_seconds": seconds,
+        "epoch_cpu_seconds": cpu,
+        "batch": batch,
+        "precision": s2.precision,
+    }
+
+    _common.table(
+        ["stage", "batch", "precision", "rate", "unit", "stall (wall)", "stall (CPU)"], rows
+    )
+    _common.write_result(
+        "training_speed", {"steps": args.steps, "rounds": args.rounds, **results}
+    )
+
+
+if __name__ == "__main__":
+    main()
