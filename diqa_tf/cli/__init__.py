@@ -14,7 +14,7 @@ import sys
 from diqa_tf.cli.common import EXIT_FAILED, error
 from diqa_tf.errors import DIQAError
 
-COMMANDS = ("train", "predict", "evaluate", "demo", "export")
+COMMANDS = ("train", "predict", "evaluate", "explain", "benchmark", "demo", "export", "convert", "remote", "beam-score")
 
 
 def _start_tensorflow():
@@ -33,7 +33,10 @@ def _start_tensorflow():
             os.dup2(devnull.fileno(), 2)
             import tensorflow as tf
 
-            tf.config.list_logical_devices()
+            # With TF_CONFIG, `diqa train` starts a MultiWorkerMirroredStrategy, which
+            # needs a TensorFlow runtime that has not started yet.
+            if not os.environ.get("TF_CONFIG"):
+                tf.config.list_logical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
