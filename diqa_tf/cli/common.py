@@ -1,12 +1,10 @@
 """What every `diqa` command shares: error lines, argument types, atomic writes."""
 
 import argparse
-import contextlib
-import os
 import sys
 from pathlib import Path
 
-from diqa_tf.errors import DIQAError
+from diqa_tf.atomic import write_atomic  # noqa: F401  (re-exported: the commands' writer)
 
 EXIT_OK, EXIT_FAILED = 0, 1  # argparse exits with 2 on usage errors
 
@@ -40,23 +38,6 @@ def output_file(text):
     if Path(text).suffix.lower() not in (".csv", ".json"):
         raise argparse.ArgumentTypeError(f"must end in .csv or .json, got {text!r}")
     return text
-
-
-def write_atomic(path, text):
-    """Write through a hidden `.partial` file and a rename: no half-written file is left."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        reason = e.strerror or str(e)
-        if isinstance(e, FileExistsError):  # mkdir met a file where a folder must be
-            reason = f"{e.filename} is a file, not a folder"
-        raise DIQAError(f"{path}: cannot be written ({reason})") from None
 
 
 def quality_model(path):

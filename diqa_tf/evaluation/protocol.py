@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diqa_tf.atomic import write_atomic
 from diqa_tf.config import TrainingRecipe
 from diqa_tf.data import files
 from diqa_tf.errors import DatasetError, DIQAError
@@ -125,11 +126,11 @@ def run_protocol(database, settings: ProtocolSettings, recipe: TrainingRecipe, o
                 i, [records[j] for j in train_idx], [records[j] for j in test_idx],
                 settings, recipe, has_references, split_dir, verbose,
             )
-            _write_atomic(done, json.dumps(result, indent=2))
+            write_atomic(done, json.dumps(result, indent=2))
         results.append(result)
         summary = summarize(database.name, settings, recipe, results)
-        _write_atomic(output_dir / "results.json", json.dumps(summary, indent=2))
-        _write_atomic(output_dir / "results.md", markdown(summary))
+        write_atomic(output_dir / "results.json", json.dumps(summary, indent=2))
+        write_atomic(output_dir / "results.md", markdown(summary))
         if on_split:
             on_split(result, skipped)
     return summary
@@ -320,16 +321,4 @@ def _check_settings(output_dir, settings, recipe):
                 f"{', '.join(changed)}); rerun it with its own options or use a new --output"
             )
         return
-    _write_atomic(path, json.dumps(current, indent=2))
-
-
-def _write_atomic(path, text):
-    """Write through a hidden `.partial` file and a rename: no half-written file is left."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise DIQAError(f"{path}: cannot be written ({e.strerror or e})") from None
+    write_atomic(path, json.dumps(current, indent=2))

@@ -14,9 +14,7 @@ op is needed and the Keras numbers are untouched. Decoding, and fitting an image
 H x W (`fit_to_input`), stay outside.
 """
 
-import contextlib
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,6 +26,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
 from diqa_tf import preprocessing
+from diqa_tf.atomic import write_atomic
 from diqa_tf.errors import DIQAError
 
 logger = logging.getLogger(__name__)
@@ -285,15 +284,5 @@ def folder_calibration_images(folder, input_size, min_size=16):
 
 
 def write_tflite(flatbuffer, path):
-    """Write the .tflite bytes through a hidden `.partial` file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(flatbuffer)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise DIQAError(f"{path}: cannot be written ({e.strerror or e})") from None
-    return path
+    """Write the .tflite bytes atomically."""
+    return write_atomic(path, flatbuffer)

@@ -12,15 +12,9 @@ from pathlib import Path
 
 import keras
 
+from diqa_tf.atomic import write_atomic
+
 STATE_FILE = "state.json"
-
-
-def write_text_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_model_atomic(model, path):
@@ -109,7 +103,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.model.save_weights(tmp)
         os.replace(tmp, self.backup_dir / name)
         state = {"step": step, "weights": name, "callbacks": [c.state for c in self.stateful]}
-        write_text_atomic(self.backup_dir / STATE_FILE, json.dumps(state))
+        write_atomic(self.backup_dir / STATE_FILE, json.dumps(state))
         for old in self.backup_dir.glob("step-*.weights.h5"):
             if old.name != name:
                 old.unlink()

@@ -7,6 +7,7 @@ import time
 import keras
 import numpy as np
 
+from diqa_tf.atomic import write_atomic
 from diqa_tf.config import TrainingRecipe
 from diqa_tf.data import database_pairs
 from diqa_tf.data import stage1 as stage1_data
@@ -14,7 +15,7 @@ from diqa_tf.errors import DatasetError
 from diqa_tf.evaluation.maps import error_map_quality
 from diqa_tf.models import ErrorMapModel
 from diqa_tf.training import runner
-from diqa_tf.training.checkpoints import BestModel, save_model_atomic, write_text_atomic
+from diqa_tf.training.checkpoints import BestModel, save_model_atomic
 from diqa_tf.training.distribute import make_strategy, worker_output
 from diqa_tf.training.precision import as_float32, precision_policy
 from diqa_tf.training.runner import CHECKPOINT_EVERY
@@ -132,6 +133,6 @@ def train_stage1(
         "validation_references": [names[i] for i in val_idx],
         "validation": error_map_quality(model, validation, pre),
     }
-    write_text_atomic(output_dir / "stage1_metrics.json", json.dumps(metrics, indent=2))
+    write_atomic(output_dir / "stage1_metrics.json", json.dumps(metrics, indent=2))
     save_model_atomic(model, best_path)
     return metrics

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from diqa_tf.atomic import write_atomic
 from diqa_tf.config import TrainingRecipe
 from diqa_tf.data import stage2 as stage2_data
 from diqa_tf.data.score_csv import read_score_csv
@@ -19,7 +20,7 @@ from diqa_tf.evaluation.splits import content_split
 from diqa_tf.models import ErrorMapModel, QualityModel
 from diqa_tf.resources import load_model
 from diqa_tf.training import runner
-from diqa_tf.training.checkpoints import save_model_atomic, write_text_atomic
+from diqa_tf.training.checkpoints import save_model_atomic
 from diqa_tf.training.distribute import make_strategy, worker_output
 from diqa_tf.training.precision import as_float32, precision_policy
 from diqa_tf.training.runner import CHECKPOINT_EVERY
@@ -137,5 +138,5 @@ def train_stage2(
         metrics["holdout_predictions"] = {
             os.path.relpath(r.path, root): float(p) for r, p in zip(held, predictions)
         }
-    write_text_atomic(output_dir / "stage2_metrics.json", json.dumps(metrics, indent=2))
+    write_atomic(output_dir / "stage2_metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -1,9 +1,8 @@
-"""Matplotlib on demand (the optional `[viz]` extra) and atomic file writing."""
+"""Matplotlib on demand (the optional `[viz]` extra), and pictures written atomically."""
 
-import contextlib
-import os
 from pathlib import Path
 
+from diqa_tf.atomic import write_atomic
 from diqa_tf.errors import DIQAError
 
 INSTALL_HINT = "pictures need matplotlib: pip install 'diqa-tf[viz]' (or pip install matplotlib)"
@@ -48,24 +47,3 @@ def save_figure(fig, path, dpi=80):
 def write_text(path, text):
     """Write `text` to `path` atomically (see `write_atomic`)."""
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_atomic(path, write):
-    """Call `write(tmp)` on a hidden `.partial` file beside `path`, then rename it.
-
-    A failed write leaves no file behind and raises DIQAError naming `path`.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        reason = e.strerror or str(e)
-        if isinstance(e, FileExistsError):  # mkdir met a file where a folder must be
-            reason = f"{e.filename} is a file, not a folder"
-        raise DIQAError(f"{path}: cannot be written ({reason})") from None
-    return path
