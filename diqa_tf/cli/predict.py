@@ -30,6 +30,24 @@ def format_scores(rows, json_format):
     return buffer.getvalue()
 
 
+def write_scores(paths, scores, errors, output):
+    """Name each failed file, then write the scored rows to `output` or stdout.
+
+    `output` (FILE.csv or FILE.json) is written only when some image was scored, and
+    atomically. Returns the rows, in the order of `paths`.
+    """
+    for problem in errors:
+        error(str(problem))
+    rows = [(p, scores[p]) for p in paths if p in scores]
+    text = format_scores(rows, output and output.lower().endswith(".json"))
+    if output:
+        if rows:
+            write_atomic(output, text)
+    else:
+        sys.stdout.write(text)
+    return rows
+
+
 def run(args):
     from diqa_tf.data import files
     from diqa_tf.inference import Scorer
@@ -40,15 +58,7 @@ def run(args):
         error(f"{item}: {reason}")
     with Progress(len(paths), "scoring", quiet=args.quiet) as progress:
         scores, errors = Scorer(model, args.batch_size, precision=args.precision).score_files(paths, progress.update)
-    for problem in errors:
-        error(str(problem))
-    rows = [(p, scores[p]) for p in paths if p in scores]
-    text = format_scores(rows, args.output and args.output.lower().endswith(".json"))
-    if args.output:
-        if rows:
-            write_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
+    rows = write_scores(paths, scores, errors, args.output)
     failed = len(errors) + len(problems)
     progress.summary("scored", len(rows), failed)
     return EXIT_FAILED if failed else EXIT_OK

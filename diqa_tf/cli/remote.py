@@ -8,8 +8,8 @@ import argparse
 import sys
 import time
 
-from diqa_tf.cli.common import EXIT_FAILED, EXIT_OK, error, output_file, positive_int, write_atomic
-from diqa_tf.cli.predict import format_scores
+from diqa_tf.cli.common import EXIT_FAILED, EXIT_OK, error, output_file, positive_int
+from diqa_tf.cli.predict import write_scores
 
 
 def positive_seconds(text):
@@ -44,15 +44,7 @@ def run(args):
     with _client(args) as client:
         client.check_signature()
         scores, errors = client.score_files(paths)
-    for problem in errors:
-        error(str(problem))
-    rows = [(p, scores[p]) for p in paths if p in scores]
-    text = format_scores(rows, args.output and args.output.lower().endswith(".json"))
-    if args.output:
-        if rows:
-            write_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
+    rows = write_scores(paths, scores, errors, args.output)
     seconds = time.time() - start
     failed = len(errors) + len(problems)
     print(

@@ -66,16 +66,20 @@ def read_image(path, min_size=16):
     Raises InvalidImageError naming the file and the reason (missing, empty, not an
     image, smaller than `min_size`, larger than MAX_PIXELS); never a TF trace.
     """
+    return decode_contents(path, read_bytes(path), min_size)
+
+
+def read_bytes(path):
+    """A file's bytes, or InvalidImageError naming it and why it cannot be read."""
     path = Path(path)
     try:
-        contents = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise InvalidImageError(path, "no such file") from None
     except IsADirectoryError:
         raise InvalidImageError(path, "is a folder, not an image") from None
     except OSError as e:
         raise InvalidImageError(path, f"cannot be read ({e.strerror})") from None
-    return decode_contents(path, contents, min_size)
 
 
 def decode_contents(path, contents, min_size=16):

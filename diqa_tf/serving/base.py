@@ -3,10 +3,10 @@
 import logging
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 
+from diqa_tf.data import files
 from diqa_tf.errors import DIQAError, InvalidImageError
 
 logger = logging.getLogger(__name__)
@@ -200,14 +200,7 @@ class RemoteScorer:
 
 def _read_bytes(path):
     """A file's bytes, or InvalidImageError naming it (the server does the decoding)."""
-    try:
-        contents = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InvalidImageError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InvalidImageError(path, "is a folder, not an image") from None
-    except OSError as e:
-        raise InvalidImageError(path, f"cannot be read ({e.strerror})") from None
+    contents = files.read_bytes(path)
     if not contents:
         raise InvalidImageError(path, "empty file (0 bytes)")
     return contents
