@@ -18,7 +18,8 @@ from diqa_tf.data import database_pairs
 from diqa_tf.data import stage1 as stage1_data
 from diqa_tf.data.databases import get_database
 from diqa_tf.errors import DatasetError
-from diqa_tf.evaluation.protocol import make_splits
+from diqa_tf.data.score_csv import ScoredImage
+from diqa_tf.evaluation.protocol import make_splits, official_split
 from diqa_tf.resources import load_model
 
 from test_cli import assert_no_traceback, error_lines, run_cli
@@ -278,3 +279,15 @@ def test_benchmark_incomplete_layout(capsys, tmp_path):
     assert status == 1
     (line,) = error_lines(err)
     assert "dmos.mat" in line
+
+
+def test_official_sets_make_the_one_split():
+    """KonIQ-10k's official sets: train on "training", test on "test", validation unused."""
+    sets = ["training", "test", "validation", "training", "test"]
+    records = [ScoredImage(f"{i}.jpg", 3.0, f"{i}.jpg", split=s) for i, s in enumerate(sets)]
+    assert official_split(records) == ([0, 3], [1, 4])
+    records[2] = ScoredImage("2.jpg", 3.0, "2.jpg")  # one image without a set: none used
+    assert official_split(records) is None
+    only_training = [ScoredImage("a.jpg", 3.0, "a", split="training")]
+    with pytest.raises(DatasetError, match="no training or no test"):
+        official_split(only_training)

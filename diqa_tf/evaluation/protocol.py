@@ -100,6 +100,24 @@ def make_splits(records, n_splits, train_ratio, seed):
     return splits
 
 
+def official_split(records):
+    """(train indices, test indices) from the database's own sets, or None without them.
+
+    KonIQ-10k's `koniq10k_distributions_sets.csv` assigns each image to training,
+    validation or test. Ours: train on "training", report on "test", and leave
+    "validation" out (stage 2 here selects no model on it), so the numbers are on the
+    same test images as published ones.
+    """
+    sets = [r.split for r in records]
+    if any(s is None for s in sets):
+        return None
+    train = [i for i, s in enumerate(sets) if s == "training"]
+    test = [i for i, s in enumerate(sets) if s == "test"]
+    if not train or not test:
+        raise DatasetError("the official sets name no training or no test image")
+    return train, test
+
+
 def run_protocol(database, settings: ProtocolSettings, recipe: TrainingRecipe, output_dir,
                  verbose=0, on_split=None):
     """Run (or resume) the protocol; returns the summary written to `results.json`.
@@ -108,7 +126,13 @@ def run_protocol(database, settings: ProtocolSettings, recipe: TrainingRecipe, o
     """
     output_dir = Path(output_dir)
     records = load_records(database, settings.root, recipe)
-    splits = make_splits(records, settings.splits, settings.train_ratio, settings.seed)
+    official = official_split(records)
+    if official:
+        logger.info("%s: the database's official training/test sets, one split "
+                    "(--splits and --train-ratio do not apply)", database.name)
+        splits = [official]
+    else:
+        splits = make_splits(records, settings.splits, settings.train_ratio, settings.seed)
     _check_settings(output_dir, settings, recipe)
     recipe = dataclasses.replace(recipe, score_scale=score_scale(database, recipe))
     has_references = any(r.reference for r in records)
