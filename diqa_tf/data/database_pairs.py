@@ -12,7 +12,7 @@ from PIL import Image
 
 from diqa_tf import ops
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data.stage1 import MARGIN, batch_examples, crop_example
+from diqa_tf.data.stage1 import MARGIN, check_crop_size, crop_example, pair_batches
 from diqa_tf.errors import DatasetError
 
 
@@ -62,24 +62,15 @@ def pair_dataset(
     Crops of near-flat references are dropped, as for the synthetic pairs. Every image
     must be at least `crop_size + 2 * MARGIN` pixels a side.
     """
-    if crop_size % config.output_stride:
-        raise ValueError(
-            f"`crop_size` must be a multiple of {config.output_stride}. Received: {crop_size}"
-        )
+    check_crop_size(crop_size, config)
     if not pairs:
         raise DatasetError("stage 1: no reference/distorted pairs to train on")
     pairs = [(str(r), str(d)) for r, d in pairs]
     check_sizes(pairs)
     references, distorted = zip(*pairs)
     ds = tf.data.Dataset.from_tensor_slices((list(references), list(distorted)))
-    ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
-    ds = tf.data.Dataset.zip(ds, seeds)
-    ds = ds.map(
+    return pair_batches(
+        ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True),
         lambda paths, s: _crop_pair(_load_pair(*paths), s, crop_size, config),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+        batch_size, seed, min_crop_reliability, repeat,
     )
-    return batch_examples(ds, batch_size, min_crop_reliability)

@@ -56,14 +56,19 @@ def make_pair(reference, seed, crop_size, config: PreprocessingConfig):
     )
     size = crop_size + 2 * MARGIN
     crop = tf.image.stateless_random_crop(reference, [size, size, 3], s_crop)
+    distorted = random_distortion(crop, s_kind, s_level, s_distort)
+    return crop_example(crop, distorted, crop_size, config)
+
+
+def random_distortion(image, s_kind, s_level, s_distort, min_level=0):
+    """`image` distorted by a random type at a random level in [min_level, NUM_LEVELS)."""
     kind = tf.random.stateless_uniform(
         [], s_kind, 0, len(distortions.ALL_KINDS), dtype=tf.int32
     )
     level = tf.random.stateless_uniform(
-        [], s_level, 0, distortions.NUM_LEVELS, dtype=tf.int32
+        [], s_level, min_level, distortions.NUM_LEVELS, dtype=tf.int32
     )
-    distorted = distortions.distort(crop, kind, level, s_distort)
-    return crop_example(crop, distorted, crop_size, config)
+    return distortions.distort(image, kind, level, s_distort)
 
 
 def crop_example(reference, distorted, crop_size, config: PreprocessingConfig):
@@ -93,25 +98,35 @@ def pair_dataset(
     `min_crop_reliability`) are dropped: they carry no error to learn (DESIGN 2).
     The crop size must be a multiple of the output stride.
     """
+    check_crop_size(crop_size, config)
+    return pair_batches(
+        references.shuffle(1024, seed=seed, reshuffle_each_iteration=True),
+        lambda ref, s: make_pair(ref, s, crop_size, config),
+        batch_size, seed, min_crop_reliability, repeat,
+    )
+
+
+def check_crop_size(crop_size, config: PreprocessingConfig):
+    """Raise ValueError unless `crop_size` is a multiple of the output stride."""
     if crop_size % config.output_stride:
         raise ValueError(
             f"`crop_size` must be a multiple of {config.output_stride}. Received: {crop_size}"
         )
-    ds = references.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+
+
+def with_seeds(ds, seed):
+    """Zip each element of `ds` with its own stateless seed [seed, i] (i counts elements)."""
     seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
-    ds = tf.data.Dataset.zip(ds, seeds)
-    ds = ds.map(
-        lambda ref, s: make_pair(ref, s, crop_size, config),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+    return tf.data.Dataset.zip(ds, seeds)
+
+
+def pair_batches(shuffled, make_example, batch_size, seed, min_crop_reliability, repeat):
+    """Batches of `make_example(element, seed)` over `shuffled` (repeated if `repeat`),
+    dropping crops of near-flat references: the pipeline both stage-1 sources share."""
+    ds = shuffled.repeat() if repeat else shuffled
+    ds = with_seeds(ds, seed).map(
+        make_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-    return batch_examples(ds, batch_size, min_crop_reliability)
-
-
-def batch_examples(examples, batch_size, min_crop_reliability):
-    """Batches of (inputs, targets), dropping crops of near-flat references."""
-    ds = examples.filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
+    ds = ds.filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
     ds = ds.map(lambda inputs, targets, rel: (inputs, targets))
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

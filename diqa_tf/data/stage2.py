@@ -9,8 +9,7 @@ import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data import distortions
-from diqa_tf.data.stage1 import MARGIN
+from diqa_tf.data.stage1 import MARGIN, random_distortion, with_seeds
 
 
 def _load(path, score, config):
@@ -53,9 +52,7 @@ def _ranking_pair(inputs, score, crop_size, seed, config):
     size = crop_size + 2 * MARGIN
     crop = tf.image.stateless_random_crop(tf.cast(inputs["rgb"], tf.float32), [size, size, 3], s_crop)
     crop = tf.image.stateless_random_flip_left_right(crop, s_crop)
-    kind = tf.random.stateless_uniform([], s_kind, 0, len(distortions.ALL_KINDS), dtype=tf.int32)
-    level = tf.random.stateless_uniform([], s_level, 1, distortions.NUM_LEVELS, dtype=tf.int32)
-    distorted = distortions.distort(crop, kind, level, s_distort)
+    distorted = random_distortion(crop, s_kind, s_level, s_distort, min_level=1)
     original, changed = preprocessing.normalize(crop, config), preprocessing.normalize(distorted, config)
     inner = slice(MARGIN, MARGIN + crop_size)
     return {
@@ -76,19 +73,14 @@ def training_dataset(
     load = _load_rgb if ranking else _load
     ds = ds.map(lambda p, s: load(p, s, config), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.cache().shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
-    if ranking:
-        seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda example, s: _ranking_pair(*example, crop_size, s, config),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        ds = ds.batch(batch_size, drop_remainder=True)
-    elif crop_size:
-        seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda example, s: _random_crop(*example, crop_size, s),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+    if crop_size:
+
+        def crop(example, s):
+            if ranking:
+                return _ranking_pair(*example, crop_size, s, config)
+            return _random_crop(*example, crop_size, s)
+
+        ds = with_seeds(ds, seed).map(crop, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.batch(batch_size, drop_remainder=True)
     else:
         # Images of one size per batch: no padding, so no image affects another.

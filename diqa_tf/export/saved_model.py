@@ -30,9 +30,9 @@ from diqa_tf.export.warmup import WARMUP_FILE, serving_protos, write_warmup_file
 _MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF", b"BM")
 
 
-def _check_size(image, min_size, index=None):
-    """Assert ops: both sides of `image` ([..., H, W, C]) are at least min_size, and it
-    has at most MAX_PIXELS pixels (checked after decoding, before the network's memory).
+def _check_size(image, config, index=None):
+    """Assert ops: `image` ([..., H, W, C]) passes `preprocessing.image_is_large_enough`
+    and has at most MAX_PIXELS pixels (checked after decoding, before the network's memory).
 
     `index` is the image's place in a `serving_default` request, named in the message.
     """
@@ -44,9 +44,10 @@ def _check_size(image, min_size, index=None):
     too_large = f"more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"
     return [
         tf.debugging.Assert(
-            tf.logical_and(height >= min_size, width >= min_size),
+            preprocessing.image_is_large_enough(image, config),
             [tf.strings.format(
-                what + " is {}x{}; both sides must be at least " f"{min_size} pixels", values
+                what + " is {}x{}; both sides must be at least " f"{config.min_size} pixels",
+                values,
             )],
         ),
         tf.debugging.Assert(
@@ -77,7 +78,7 @@ def serving_functions(model):
     config = model.preprocessing_config
 
     def predict_image(image):
-        with tf.control_dependencies(_check_size(image, config.min_size)):
+        with tf.control_dependencies(_check_size(image, config)):
             grey = _grey(image)
         outputs = model(preprocessing.normalize(grey, config), training=False)
         return {key: outputs[key] for key in ("score", "error_map", "quality_map")}
@@ -90,7 +91,7 @@ def serving_functions(model):
         )])
         with tf.control_dependencies([check]):
             image = ops.decode_image(contents)
-        with tf.control_dependencies(_check_size(image, config.min_size, index)):
+        with tf.control_dependencies(_check_size(image, config, index)):
             image = tf.identity(image)
         outputs = model(preprocessing.normalize(image[tf.newaxis], config), training=False)
         return outputs["score"][0]

@@ -80,12 +80,11 @@ def convert(model, input_size=DEFAULT_INPUT_SIZE, quantize="none", calibration=N
     if quantize not in QUANTIZE_MODES:
         raise DIQAError(f"`quantize` must be one of {QUANTIZE_MODES}. Received: {quantize!r}")
     height, width = input_size
-    min_size = model.preprocessing_config.min_size
-    if min(height, width) < min_size:
-        raise DIQAError(
-            f"input size {height}x{width}: both sides must be at least {min_size} pixels"
-        )
     config = model.preprocessing_config
+    if min(height, width) < config.min_size:
+        raise DIQAError(
+            f"input size {height}x{width}: both sides must be at least {config.min_size} pixels"
+        )
 
     def serve(image):
         outputs = model(preprocessing.normalize(image, config), training=False)
