@@ -105,9 +105,12 @@ def measure(stage, strategy, precision, args, recipe, folder):
         model = build()
         model.compile(optimizer=keras.optimizers.Nadam(learning_rate))
     times = []  # batch-end times
-    timer = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: times.append(time.perf_counter())
-    )
+
+    def finished(batch, logs):
+        float(logs["loss"])  # wait for the step: the loop itself does not
+        times.append(time.perf_counter())
+
+    timer = keras.callbacks.LambdaCallback(on_train_batch_end=finished)
     steps = args.warmup + args.steps
     distributed_loop.train(
         model, strategy, dataset, steps_per_epoch=steps, epochs=1, callbacks=[timer], verbose=0

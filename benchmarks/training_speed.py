@@ -54,6 +54,26 @@ def cached(ds, batches):
     return ds.repeat()
 
 
+def speed(model, real, args, stage_config, batch, unit):
+    """`model`'s rate on `real` and the stall against its cached copy: (the table
+    row from the batch column on, the results entry)."""
+    datasets = {"real": real, "cached": cached(real, 4)}
+    seconds, cpu = epoch_seconds(model, datasets, args.steps, args.rounds)
+    per_s = args.steps * stage_config.batch_size / seconds["real"]
+    stall = 1 - seconds["cached"] / seconds["real"]
+    stall_cpu = 1 - cpu["cached"] / cpu["real"]
+    row = (batch, stage_config.precision, per_s, f"{unit}/s", stall, stall_cpu)
+    return row, {
+        f"{unit}_per_s": per_s,
+        "stall_fraction": stall,
+        "stall_fraction_cpu": stall_cpu,
+        "epoch_seconds": seconds,
+        "epoch_cpu_seconds": cpu,
+        "batch": batch,
+        "precision": stage_config.precision,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8)
@@ -94,22 +114,9 @@ def main():
     with precision_policy(s1.precision):
         model = ErrorMapModel(preprocessing_config=pre)
         model.compile(optimizer=keras.optimizers.Nadam(s1.learning_rate))
-    datasets = {"real": real, "cached": cached(real, 4)}
-    seconds, cpu = epoch_seconds(model, datasets, args.steps, args.rounds)
-    per_s = args.steps * s1.batch_size / seconds["real"]
-    stall = 1 - seconds["cached"] / seconds["real"]
-    stall_cpu = 1 - cpu["cached"] / cpu["real"]
     batch = f"{s1.batch_size} crops {s1.crop_size}^2"
-    rows.append(("stage 1", batch, s1.precision, per_s, "patches/s", stall, stall_cpu))
-    results["stage1"] = {
-        "patches_per_s": per_s,
-        "stall_fraction": stall,
-        "stall_fraction_cpu": stall_cpu,
-        "epoch_seconds": seconds,
-        "epoch_cpu_seconds": cpu,
-        "batch": batch,
-        "precision": s1.precision,
-    }
+    row, results["stage1"] = speed(model, real, args, s1, batch, "patches")
+    rows.append(("stage 1", *row))
     stage1_model = model
 
     # Stage 2
@@ -135,23 +142,10 @@ def main():
         )
     for _ in real.take(len(records) // s2.batch_size + 1):  # fill the decoded-image cache
         pass
-    datasets = {"real": real, "cached": cached(real, 4)}
-    seconds, cpu = epoch_seconds(model, datasets, args.steps, args.rounds)
-    per_s = args.steps * s2.batch_size / seconds["real"]
-    stall = 1 - seconds["cached"] / seconds["real"]
-    stall_cpu = 1 - cpu["cached"] / cpu["real"]
     pairs = " + distorted copies" if s2.ranking_weight > 0 else ""
     batch = f"{s2.batch_size} crops {s2.crop_size}^2{pairs}"
-    rows.append(("stage 2", batch, s2.precision, per_s, "images/s", stall, stall_cpu))
-    results["stage2"] = {
-        "images_per_s": per_s,
-        "stall_fraction": stall,
-        "stall_fraction_cpu": stall_cpu,
-        "epoch_seconds": seconds,
-        "epoch_cpu_seconds": cpu,
-        "batch": batch,
-        "precision": s2.precision,
-    }
+    row, results["stage2"] = speed(model, real, args, s2, batch, "images")
+    rows.append(("stage 2", *row))
 
     _common.table(
         ["stage", "batch", "precision", "rate", "unit", "stall (wall)", "stall (CPU)"], rows

@@ -229,13 +229,21 @@ def _assert_files_exist(records):
         assert r.reference is None or Path(r.reference).is_file(), r.reference
 
 
-def test_live(replica):
-    database = get_database("live")
-    assert database.scale == ScoreScale(0.0, 100.0, higher_is_better=False)
-    assert not database.authentic
-    records = database.load(replica("live"))
-    assert len(records) == len(LIVE_ENTRIES) - 1
+def _load(replica, name, scale, count):
+    """The records of a replica of database `name`, checked for its score scale,
+    their number and that their files exist."""
+    database = get_database(name)
+    assert database.scale == scale
+    records = database.load(replica(name))
+    assert len(records) == count
     _assert_files_exist(records)
+    return records
+
+
+def test_live(replica):
+    assert not get_database("live").authentic
+    scale = ScoreScale(0.0, 100.0, higher_is_better=False)
+    records = _load(replica, "live", scale, len(LIVE_ENTRIES) - 1)
     names = [(Path(r.path).parent.name, Path(r.path).name) for r in records]
     assert ("jpeg", "img2.bmp") not in names  # the reference copy
     assert names[:3] == [("jp2k", "img1.bmp"), ("jp2k", "img2.bmp"), ("jp2k", "img3.bmp")]
@@ -254,11 +262,8 @@ def test_live_prefers_realigned_dmos(replica):
 
 
 def test_csiq(replica):
-    database = get_database("csiq")
-    assert database.scale == ScoreScale(0.0, 1.0, higher_is_better=False)
-    records = database.load(replica("csiq"))
-    assert len(records) == len(CSIQ_ROWS)
-    _assert_files_exist(records)
+    scale = ScoreScale(0.0, 1.0, higher_is_better=False)
+    records = _load(replica, "csiq", scale, len(CSIQ_ROWS))
     assert [Path(r.path).name for r in records] == [row[3] for row in CSIQ_ROWS]
     assert [r.distortion for r in records] == [CSIQ_FOLDERS[row[1]] for row in CSIQ_ROWS]
     assert [r.content for r in records] == [row[0] for row in CSIQ_ROWS]
@@ -276,11 +281,7 @@ def test_csiq_needs_openpyxl(replica, monkeypatch):
 @pytest.mark.parametrize("name, files, n_types", [
     ("tid2013", TID2013_FILES, 24), ("tid2008", TID2008_FILES, 17)])
 def test_tid(replica, name, files, n_types):
-    database = get_database(name)
-    assert database.scale == ScoreScale(0.0, 9.0, higher_is_better=True)
-    records = database.load(replica(name))
-    assert len(records) == len(files)
-    _assert_files_exist(records)
+    records = _load(replica, name, ScoreScale(0.0, 9.0, higher_is_better=True), len(files))
     assert [Path(r.path).name for r in records] == [on_disk for _, on_disk, _ in files]
     assert [r.score for r in records] == pytest.approx([mos for _, _, mos in files])
     assert {r.content for r in records} == {"I01", "I25"}
@@ -301,11 +302,8 @@ def test_tid2008_refuses_tid2013_types(replica):
 
 
 def test_kadid10k(replica):
-    database = get_database("kadid10k")
-    assert database.scale == ScoreScale(1.0, 5.0, higher_is_better=True)
-    records = database.load(replica("kadid10k"))
-    assert len(records) == len(KADID_ROWS)
-    _assert_files_exist(records)
+    scale = ScoreScale(1.0, 5.0, higher_is_better=True)
+    records = _load(replica, "kadid10k", scale, len(KADID_ROWS))
     assert [r.content for r in records] == ["I01", "I01", "I02", "I02"]
     assert [r.distortion for r in records] == ["gaussian blur", "jpeg", "contrast change", "jitter"]
     assert [r.score for r in records] == [4.6, 3.1, 1.4, 3.9]

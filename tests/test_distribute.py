@@ -25,6 +25,8 @@ import tensorflow as tf
 from diqa_tf.models import ErrorMapModel, QualityModel
 from diqa_tf.training import distributed_loop
 
+from test_training import write_references
+
 GLOBAL_BATCH = 4
 SIZE = 32
 ATOL = 1e-5
@@ -171,12 +173,7 @@ def _finish(process):
 
 @pytest.mark.slow  # 3 processes that each import TensorFlow: ~1 min alone, more on a busy machine
 def test_two_workers_equal_one_worker(tmp_path, textured_image):
-    import imageio.v3 as iio
-
-    references = tmp_path / "refs"
-    references.mkdir()
-    for seed in range(3):
-        iio.imwrite(references / f"r{seed}.png", textured_image(96, 96, seed=seed))
+    references = write_references(tmp_path / "refs", textured_image)
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_STAGE1)
 

@@ -41,16 +41,21 @@ holdout_fraction = 0.375
 """
 
 
+def write_references(folder, textured_image):
+    """`folder` (created) with three 96x96 textured references: a tiny stage-1 set."""
+    import imageio.v3 as iio
+
+    folder.mkdir()
+    for seed in range(3):
+        iio.imwrite(folder / f"r{seed}.png", textured_image(96, 96, seed=seed))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, textured_image):
     """(references folder, recipe) for a 12-step stage-1 run."""
-    import imageio.v3 as iio
-
     folder = tmp_path_factory.mktemp("training")
-    references = folder / "refs"
-    references.mkdir()
-    for seed in range(3):
-        iio.imwrite(references / f"r{seed}.png", textured_image(96, 96, seed=seed))
+    references = write_references(folder / "refs", textured_image)
     config = folder / "recipe.toml"
     config.write_text(RECIPE)
     return references, config

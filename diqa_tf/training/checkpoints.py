@@ -67,13 +67,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.stateful = list(stateful)
         self._epoch = 0
 
-    def exists(self):
-        return (self.backup_dir / STATE_FILE).exists()
-
     def restore(self, model):
         """Load the latest checkpoint into `model` (and the stateful callbacks);
         returns the global step to continue from (0 when there is none)."""
-        if not self.exists():
+        if not (self.backup_dir / STATE_FILE).exists():
             return 0
         state = json.loads((self.backup_dir / STATE_FILE).read_text())
         if not model.optimizer.built:

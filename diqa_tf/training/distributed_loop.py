@@ -82,17 +82,18 @@ def train(
         callbacks.on_epoch_begin(epoch)
         for batch in range(first_batch if epoch == first_epoch else 0, steps_per_epoch):
             callbacks.on_train_batch_begin(batch)
-            logs = _numpy(train_fn(iterator))
+            # Tensors, as `fit` passes them: no host sync per step.
+            logs = train_fn(iterator)
             callbacks.on_train_batch_end(batch, logs)
             if model.stop_training:
                 break
-        logs = dict(logs)
+        logs = _numpy(logs)
         if validation is not None:
             model.reset_metrics()
             val_iterator = iter(validation)
             for _ in range(validation_steps):
-                val_logs = _numpy(test_fn(val_iterator))
-            logs.update({f"val_{name}": value for name, value in val_logs.items()})
+                val_logs = test_fn(val_iterator)
+            logs.update({f"val_{name}": value for name, value in _numpy(val_logs).items()})
         callbacks.on_epoch_end(epoch, logs)
         if model.stop_training:
             break

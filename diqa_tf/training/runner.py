@@ -1,10 +1,26 @@
 """What both stages share: resume from OUTPUT/backup, log, train under a strategy."""
 
+import keras
+
 from diqa_tf.training import distributed_loop
 from diqa_tf.training.checkpoints import TrainingCheckpoint
+from diqa_tf.training.distribute import make_strategy, worker_output
 from diqa_tf.training.logs import EpochCSV, EpochSummaries
 
 CHECKPOINT_EVERY = 100  # steps; and at each epoch end
+
+
+def prepare(output_dir, strategy, seed):
+    """(strategy, this worker's output folder, created), with the random seed set.
+
+    `strategy` None: `make_strategy()`. In a multi-worker cluster the workers other
+    than the chief write to `output_dir/worker-<i>` (see `worker_output`).
+    """
+    strategy = strategy or make_strategy()
+    output_dir = worker_output(output_dir, strategy)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    return strategy, output_dir
 
 
 def run(

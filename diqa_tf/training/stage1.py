@@ -16,7 +16,6 @@ from diqa_tf.evaluation.maps import error_map_quality
 from diqa_tf.models import ErrorMapModel
 from diqa_tf.training import runner
 from diqa_tf.training.checkpoints import BestModel, save_model_atomic
-from diqa_tf.training.distribute import make_strategy, worker_output
 from diqa_tf.training.precision import as_float32, precision_policy
 from diqa_tf.training.runner import CHECKPOINT_EVERY
 
@@ -63,10 +62,7 @@ def train_stage1(
     `output_dir/worker-<i>`. Returns the metrics dict.
     """
     cfg, pre = recipe.stage1, recipe.preprocessing
-    strategy = strategy or make_strategy()
-    output_dir = worker_output(output_dir, strategy)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(cfg.seed)
+    strategy, output_dir = runner.prepare(output_dir, strategy, cfg.seed)
 
     references, rejected = stage1_data.screen_references(
         references, pre, cfg.crop_size, cfg.min_crop_reliability

@@ -21,10 +21,9 @@ from diqa_tf.models import ErrorMapModel, QualityModel
 from diqa_tf.resources import load_model
 from diqa_tf.training import runner
 from diqa_tf.training.checkpoints import save_model_atomic
-from diqa_tf.training.distribute import make_strategy, worker_output
 from diqa_tf.training.precision import as_float32, precision_policy
-from diqa_tf.training.runner import CHECKPOINT_EVERY
 from diqa_tf.training.logs import HoldoutCorrelations, score_paths
+from diqa_tf.training.runner import CHECKPOINT_EVERY
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +55,7 @@ def train_stage2(
     of a database); `csv_path` then only names them in messages.
     """
     cfg = recipe.stage2
-    strategy = strategy or make_strategy()
-    output_dir = worker_output(output_dir, strategy)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(cfg.seed)
+    strategy, output_dir = runner.prepare(output_dir, strategy, cfg.seed)
 
     if records is None:
         records = read_score_csv(csv_path, exclude_training_images=cfg.exclude_training_images)
