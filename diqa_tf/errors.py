@@ -24,3 +24,9 @@ class DatasetError(DIQAError):
 
 class ModelError(DIQAError):
     """A model file is missing or is not a DIQA model."""
+
+
+def first_line(error):
+    """The first line of a third-party error (converters and runners dump pages)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import keras
 
-from diqa_tf.errors import ModelError
+from diqa_tf.errors import ModelError, first_line
 
 DEFAULT_MODEL = "diqa_clive.keras"
 # The stage-1 model the shipped one started from (no CLIVE image seen): the start for
@@ -50,6 +50,6 @@ def load_model(path=None, expected=None):
 
 def _first_sentence(error):
     """The gist of a Keras loading error, without its advice and the config it dumps."""
-    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-    text = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    key_message = error.args[0] if isinstance(error, KeyError) and error.args else None
+    text = first_line(key_message) if key_message else first_line(error)
     return re.split(r"(?<=\.)\s+(?=[A-Z])", text, maxsplit=1)[0]

@@ -84,6 +84,7 @@ def _save_random_model(tmp_path_factory, class_name, filename):
 
 @pytest.fixture(scope="session")
 def tiny_quality_model_path(tmp_path_factory):
+    """A QualityModel with random weights, saved once per session."""
     return _save_random_model(tmp_path_factory, "QualityModel", "quality.keras")
 
 

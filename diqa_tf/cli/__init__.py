@@ -12,6 +12,7 @@ import os
 import sys
 
 from diqa_tf.cli.common import EXIT_FAILED, error
+from diqa_tf.cli.native_stderr import discarded
 from diqa_tf.errors import DIQAError
 
 COMMANDS = ("train", "predict", "evaluate", "explain", "benchmark", "demo", "export", "convert", "remote", "beam-score")
@@ -26,20 +27,13 @@ def _start_tensorflow():
     """
     if os.environ.get("DIQA_TF_LOGS"):
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow as tf
+    with discarded(2):
+        import tensorflow as tf
 
-            # With TF_CONFIG, `diqa train` starts a MultiWorkerMirroredStrategy, which
-            # needs a TensorFlow runtime that has not started yet.
-            if not os.environ.get("TF_CONFIG"):
-                tf.config.list_logical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        # With TF_CONFIG, `diqa train` starts a MultiWorkerMirroredStrategy, which
+        # needs a TensorFlow runtime that has not started yet.
+        if not os.environ.get("TF_CONFIG"):
+            tf.config.list_logical_devices()
 
 
 class _StderrHandler(logging.Handler):

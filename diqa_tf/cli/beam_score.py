@@ -12,8 +12,9 @@ import os
 import sys
 import time
 
-from diqa_tf.cli.common import EXIT_FAILED, EXIT_OK, error, positive_int
-from diqa_tf.errors import ConfigError, DIQAError, ModelError
+from diqa_tf.cli.common import EXIT_FAILED, EXIT_OK, error, positive_int, whole_number
+from diqa_tf.cli.progress import summary_line
+from diqa_tf.errors import ConfigError, DIQAError, ModelError, first_line
 
 
 def run(args):
@@ -39,7 +40,7 @@ def run(args):
     try:
         pipeline = beam.Pipeline(options=options)
     except ValueError as e:  # an unknown runner
-        raise ConfigError(f"--runner {args.runner}: {_first_line(e)}") from None
+        raise ConfigError(f"--runner {args.runner}: {first_line(e)}") from None
     diqa_beam.score_to_csv(
         pipeline, args.input, args.output, args.model, args.batch_size, args.num_shards
     )
@@ -48,16 +49,13 @@ def run(args):
         result = pipeline.run()
         result.wait_until_finish()
     except Exception as e:  # runners raise many types; the user needs one line
-        raise DIQAError(f"pipeline failed: {_first_line(e)}") from None
+        raise DIQAError(f"pipeline failed: {first_line(e)}") from None
     seconds = time.time() - start
     scored, failed = diqa_beam.counts(result)
     if failed:
         error(f"{failed} images could not be scored; see {args.output}-errors-*.csv")
-    print(
-        f"scored {scored} images, {failed} failed, in {seconds:.1f} s "
-        f"({scored / max(seconds, 1e-9):.1f} images/s); wrote {args.output}-*.csv",
-        file=sys.stderr,
-    )
+    print(f"{summary_line('scored', scored, failed, seconds)}; wrote {args.output}-*.csv",
+          file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -84,7 +82,7 @@ def _check_input(filesystems, pattern):
     try:
         (match,) = filesystems.match([pattern], limits=[1])
     except Exception as e:  # BeamIOError, or ValueError for a scheme with no filesystem
-        raise DIQAError(f"{pattern}: cannot be listed ({_first_line(e)})") from None
+        raise DIQAError(f"{pattern}: cannot be listed ({first_line(e)})") from None
     if not match.metadata_list:
         raise DIQAError(f"{pattern}: pattern matches no file")
 
@@ -93,22 +91,14 @@ def _check_model(filesystems, path):
     try:
         found = filesystems.exists(filesystems.join(path, "saved_model.pb"))
     except Exception as e:
-        raise ModelError(f"{path}: cannot be read ({_first_line(e)})") from None
+        raise ModelError(f"{path}: cannot be read ({first_line(e)})") from None
     if not found:
         hint = " (`diqa export` turns a .keras model into one)" if path.endswith(".keras") else ""
         raise ModelError(f"{path}: not a SavedModel folder (no saved_model.pb){hint}")
 
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _shard_count(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (the runner chooses) or more, got {value}")
     return value

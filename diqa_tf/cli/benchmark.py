@@ -3,14 +3,11 @@
 import argparse
 from pathlib import Path
 
-from diqa_tf.cli.common import EXIT_OK, positive_int
+from diqa_tf.cli.common import EXIT_OK, number, positive_int
 
 
 def _train_ratio(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    value = number(text)
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value

@@ -14,21 +14,29 @@ def error(message):
     print(f"diqa: error: {message}", file=sys.stderr)
 
 
-def positive_int(text):
+def whole_number(text):
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def positive_int(text):
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
-def fraction(text):
+def number(text):
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def fraction(text):
+    value = number(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
     return value
@@ -45,8 +53,6 @@ def quality_model(path):
     from diqa_tf.resources import load_model
 
     return load_model(path, expected=QualityModel)
-
-
 
 
 def add_model_option(parser):

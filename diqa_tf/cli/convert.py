@@ -1,13 +1,11 @@
 """`diqa convert`: a .tflite model for LiteRT (mobile), the normalization inside."""
 
 import argparse
-import contextlib
-import os
 import re
-import sys
 from pathlib import Path
 
 from diqa_tf.cli.common import EXIT_OK, add_model_option, quality_model
+from diqa_tf.cli.native_stderr import discarded
 
 # diqa_tf.export.tflite's QUANTIZE_MODES and DEFAULT_INPUT_SIZE, repeated so that
 # building the parser (`diqa --help`) does not import TensorFlow; a test keeps them equal.
@@ -32,31 +30,6 @@ def tflite_file(text):
     return text
 
 
-@contextlib.contextmanager
-def _quiet_converter():
-    """Silence the converter's native log lines and prints (MLIR passes, calibration).
-
-    They go to file descriptors 1 and 2 from C++, below Python's sys.stdout; errors
-    still arrive as Python exceptions. DIQA_TF_LOGS=1 keeps them.
-    """
-    if os.environ.get("DIQA_TF_LOGS"):
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
-
-
 def run(args):
     from diqa_tf.export import tflite
 
@@ -68,7 +41,7 @@ def run(args):
         calibration = tflite.folder_calibration_images(
             args.calibration, args.input_size, model.preprocessing_config.min_size
         )
-    with _quiet_converter():
+    with discarded(1, 2):
         flatbuffer = tflite.convert(model, args.input_size, args.quantize, calibration)
     tflite.write_tflite(flatbuffer, args.output)
     height, width = args.input_size

@@ -14,12 +14,8 @@ def describe_scale(scale):
 
 
 def run(args):
-    import numpy as np
-
     from diqa_tf.data.databases import get_database
-    from diqa_tf.evaluation.evaluate import predictions_flipped
-    from diqa_tf.evaluation.metrics import correlations
-    from diqa_tf.inference import Scorer
+    from diqa_tf.evaluation.evaluate import evaluate_records, predictions_flipped
 
     if bool(args.database) != bool(args.root):
         args.usage_error("--database NAME and --root DIR go together")
@@ -39,23 +35,18 @@ def run(args):
             f"predictions negated: the model's scores ({describe_scale(model.score_scale)}) "
             f"run the other way from {database.name}'s, so a good model has positive SRCC"
         )
-    # Scored here rather than by evaluation.evaluate_records, for the progress bar and
-    # because the report needs every prediction, not only the correlations.
+
+    def report_error(problem):
+        with progress.paused():
+            error(str(problem))
+
     with Progress(len(records), "scoring", quiet=args.quiet) as progress:
-        scores, errors = Scorer(model, args.batch_size).score_files(
-            [r.path for r in records], progress.update
-        )
-    for problem in errors:
-        error(str(problem))
-    scored = [r for r in records if r.path in scores]
-    if len(scored) < 3:
-        raise DatasetError(
-            f"{root}: only {len(scored)} readable images: need at least 3 to correlate"
-        )
-    own_scores = np.array([scores[r.path] for r in scored])
-    predictions = -own_scores if flipped else own_scores
-    targets = np.array([r.score for r in scored])
-    result = correlations(predictions, targets)
+        try:
+            evaluation = evaluate_records(model, records, args.batch_size, database.scale,
+                                          on_done=progress.update, on_error=report_error)
+        except DatasetError as e:
+            raise DatasetError(f"{root}: {e}") from None
+    result, scored, errors = evaluation.result, evaluation.records, evaluation.errors
     progress.summary("scored", len(scored), len(errors))
     print(f"SRCC  {result.srcc:.4f}")
     print(f"PLCC  {result.plcc:.4f}")
@@ -70,9 +61,9 @@ def run(args):
         data = ReportData(
             title=database.name if args.database else Path(args.csv).name,
             paths=[r.path for r in scored],
-            targets=targets,
-            predictions=predictions,
-            scores=own_scores,
+            targets=evaluation.targets,
+            predictions=evaluation.predictions,
+            scores=evaluation.scores,
             distortions=[r.distortion for r in scored],
             result=result,
             target_name="MOS" if database.scale.higher_is_better else "DMOS",

@@ -4,7 +4,8 @@ libjpeg (inside TF's decoder) prints warnings such as "Corrupt JPEG data: premat
 end of data segment" straight to file descriptor 2, and TF's C++ code logs there too,
 beside the one `diqa: error:` line a bad file gets. While a command runs, fd 2 goes to
 /dev/null and Python's `sys.stderr` (errors, progress, summaries) writes to a copy of
-the real stderr. Set DIQA_TF_LOGS=1 to see the native lines.
+the real stderr. `discarded` hides Python's writes as well (TF start-up, the TFLite
+converter). Set DIQA_TF_LOGS=1 to see the native lines.
 """
 
 import contextlib
@@ -39,6 +40,26 @@ def native_stderr_silenced():
         if sys.stderr is not python_stderr:
             sys.stderr.close()
             sys.stderr = python_stderr
+
+
+@contextlib.contextmanager
+def discarded(*fds):
+    """Send file descriptors `fds` to /dev/null, Python's writes to them included."""
+    if os.environ.get("DIQA_TF_LOGS"):
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in fds]
+    try:
+        with open(os.devnull, "w") as devnull:
+            for fd in fds:
+                os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def silence_native_stderr(function):

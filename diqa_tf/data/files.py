@@ -18,11 +18,11 @@ from diqa_tf.errors import InvalidImageError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 # The largest image scored, checked from the file's header before decoding. Scoring
-# holds conv1's output, 48 float32 channels at full resolution (192 bytes a pixel),
-# beside the decoded, grey and normalized input and conv2's output: peak memory
-# measured on CPU is about 290 bytes a pixel, so 12 GB at 40 megapixels (100 would
-# need 29 GB, more than a 24 GB machine has).
+# tiles images above 4 megapixels (diqa_tf.inference), so the network's memory stays
+# bounded; the decoded image itself (12 bytes a pixel as float32 RGB, plus its grey
+# and pyramid copies) is what this limit keeps within a small machine's memory.
 MAX_PIXELS = 40_000_000
+TOO_LARGE = f"more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"
 
 # warnings.catch_warnings swaps the process-wide filter list: one header at a time
 # (Scorer reads files on two threads).
@@ -107,7 +107,6 @@ def decode_contents(path, contents, min_size=16):
 
 def check_pixel_count(path, contents):
     """Refuse an image above MAX_PIXELS from its header (Pillow's open decodes nothing)."""
-    too_large = f"more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"
     try:
         with _HEADER_LOCK, warnings.catch_warnings():
             # Pillow warns from 89 megapixels and refuses from 179 (its "decompression
@@ -116,11 +115,11 @@ def check_pixel_count(path, contents):
             with Image.open(io.BytesIO(contents)) as image:
                 width, height = image.size
     except Image.DecompressionBombError:
-        raise InvalidImageError(path, f"image is too large: {too_large}") from None
+        raise InvalidImageError(path, f"image is too large: {TOO_LARGE}") from None
     except Exception:  # Pillow raises many types for headers it cannot parse:
         return  # the decoder says what is wrong with the file.
     if width * height > MAX_PIXELS:
-        raise InvalidImageError(path, f"image is {width}x{height}, {too_large}")
+        raise InvalidImageError(path, f"image is {width}x{height}, {TOO_LARGE}")
 
 
 def _check_jpeg_complete(path, contents):

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
-from diqa_tf.data.files import MAX_PIXELS
+from diqa_tf.data.files import MAX_PIXELS, TOO_LARGE
 from diqa_tf.export.warmup import WARMUP_FILE, serving_protos, write_warmup_file
 
 # The leading bytes tf.io.decode_image uses to tell the formats apart. Checked first
@@ -41,7 +41,6 @@ def _check_size(image, config, index=None):
     what = "`image`" if index is None else "image {} of the request"
     values = (width, height) if index is None else (index, width, height)
     pixels = tf.cast(height, tf.int64) * tf.cast(width, tf.int64)
-    too_large = f"more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"
     return [
         tf.debugging.Assert(
             preprocessing.image_is_large_enough(image, config),
@@ -52,7 +51,7 @@ def _check_size(image, config, index=None):
         ),
         tf.debugging.Assert(
             pixels <= MAX_PIXELS,
-            [tf.strings.format(what + " is {}x{}, " + too_large, values)],
+            [tf.strings.format(what + " is {}x{}, " + TOO_LARGE, values)],
         ),
     ]
 

@@ -27,7 +27,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 from diqa_tf import preprocessing
 from diqa_tf.atomic import write_atomic
-from diqa_tf.errors import DIQAError
+from diqa_tf.errors import DIQAError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +106,7 @@ def convert(model, input_size=DEFAULT_INPUT_SIZE, quantize="none", calibration=N
         except DIQAError:
             raise
         except Exception as e:  # the converter raises its own types, with MLIR dumps
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DIQAError(f"TFLite conversion failed ({first})") from None
+            raise DIQAError(f"TFLite conversion failed ({first_line(e)})") from None
     check_builtin_only(flatbuffer)
     return flatbuffer
 

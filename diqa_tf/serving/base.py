@@ -99,6 +99,10 @@ class RemoteScorer:
         version = f" version {self.version}" if self.version else ""
         return f"model {self.model_name!r}{version}"
 
+    def timed_out(self):
+        """The ServerError for a call that got no answer within `timeout` seconds."""
+        return ServerError(f"{self.address}: no answer within {self.timeout:g} s (use --timeout)")
+
     def check_signature(self):
         """Ask the server for the model's metadata; raise ServerError if it cannot serve us."""
         signatures = self._retrying(self._signatures)

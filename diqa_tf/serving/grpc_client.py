@@ -88,9 +88,7 @@ class GrpcClient(RemoteScorer):
             if code == codes.INVALID_ARGUMENT:
                 raise RequestRejected(server_reason(details)) from None
             if code == codes.DEADLINE_EXCEEDED:
-                raise ServerError(
-                    f"{self.address}: no answer within {self.timeout:g} s (use --timeout)"
-                ) from None
+                raise self.timed_out() from None
             raise ServerError(
                 f"{self.address}: {code.name} for {self.model_label}: {server_reason(details)}"
             ) from None

@@ -80,12 +80,10 @@ class RestClient(RemoteScorer):
             ) from None
         except urllib.error.URLError as e:
             if isinstance(e.reason, (TimeoutError, socket.timeout)):
-                raise ServerError(f"{self.address}: no answer within {self.timeout:g} s "
-                                  "(use --timeout)") from None
+                raise self.timed_out() from None
             raise Unavailable(str(e.reason)) from None
         except (TimeoutError, socket.timeout):
-            raise ServerError(f"{self.address}: no answer within {self.timeout:g} s "
-                              "(use --timeout)") from None
+            raise self.timed_out() from None
         except ConnectionError as e:
             raise Unavailable(str(e)) from None
         except json.JSONDecodeError:

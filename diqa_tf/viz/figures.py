@@ -42,8 +42,3 @@ def save_figure(fig, path, dpi=80):
         return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
     finally:
         plt.close(fig)
-
-
-def write_text(path, text):
-    """Write `text` to `path` atomically (see `write_atomic`)."""
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from diqa_tf.atomic import write_atomic
 from diqa_tf.evaluation.metrics import correlations, fit_logistic
-from diqa_tf.viz.figures import pyplot, save_figure, write_text
+from diqa_tf.viz.figures import pyplot, save_figure
 
 # Fewer images of a type than this give no meaningful per-type correlation.
 MIN_PER_TYPE = 3
@@ -71,8 +72,8 @@ def write_report(folder, data):
         pictures["distortions.png"] = _distortion_bars(plt, types)
     for name, fig in pictures.items():
         save_figure(fig, folder / name, dpi=100)
-    write_text(folder / "predictions.csv", _predictions_csv(data))
-    return write_text(folder / "index.html", _page(data, types, folder, list(pictures)))
+    write_atomic(folder / "predictions.csv", _predictions_csv(data))
+    return write_atomic(folder / "index.html", _page(data, types, folder, list(pictures)))
 
 
 def _scatter(plt, data):
