@@ -21,6 +21,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # tiles images above 4 megapixels (diqa_tf.inference), so the network's memory stays
 # bounded; the decoded image itself (12 bytes a pixel as float32 RGB, plus its grey
 # and pyramid copies) is what this limit keeps within a small machine's memory.
+# `diqa explain` draws whole maps and does not tile: about 370 bytes a pixel.
 MAX_PIXELS = 40_000_000
 TOO_LARGE = f"more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"
 
