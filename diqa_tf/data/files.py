@@ -23,7 +23,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # and pyramid copies) is what this limit keeps within a small machine's memory.
 # `diqa explain` draws whole maps and does not tile: about 370 bytes a pixel.
 MAX_PIXELS = 40_000_000
-TOO_LARGE = f"more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"
 
 # warnings.catch_warnings swaps the process-wide filter list: one header at a time
 # (Scorer reads files on two threads).
@@ -106,6 +105,11 @@ def decode_contents(path, contents, min_size=16):
     return image
 
 
+def too_large(max_pixels):
+    """The reason given for an image above `max_pixels` (files and the SavedModel)."""
+    return f"more than the {max_pixels // 1_000_000} megapixels that can be scored"
+
+
 def check_pixel_count(path, contents):
     """Refuse an image above MAX_PIXELS from its header (Pillow's open decodes nothing)."""
     try:
@@ -116,11 +120,11 @@ def check_pixel_count(path, contents):
             with Image.open(io.BytesIO(contents)) as image:
                 width, height = image.size
     except Image.DecompressionBombError:
-        raise InvalidImageError(path, f"image is too large: {TOO_LARGE}") from None
+        raise InvalidImageError(path, f"image is too large: {too_large(MAX_PIXELS)}") from None
     except Exception:  # Pillow raises many types for headers it cannot parse:
         return  # the decoder says what is wrong with the file.
     if width * height > MAX_PIXELS:
-        raise InvalidImageError(path, f"image is {width}x{height}, {TOO_LARGE}")
+        raise InvalidImageError(path, f"image is {width}x{height}, {too_large(MAX_PIXELS)}")
 
 
 def _check_jpeg_complete(path, contents):

@@ -30,10 +30,10 @@ from diqa_tf.data import files
 from diqa_tf.errors import DatasetError, DIQAError
 from diqa_tf.evaluation.metrics import correlations
 from diqa_tf.evaluation.splits import content_split
-from diqa_tf.inference import Scorer
 from diqa_tf.models import QualityModel
 from diqa_tf.resources import DEFAULT_STAGE1_MODEL, default_model_path, load_model
 from diqa_tf.training.stage1 import train_stage1
+from diqa_tf.training.logs import score_paths
 from diqa_tf.training.stage2 import train_stage2
 
 logger = logging.getLogger(__name__)
@@ -194,11 +194,8 @@ def _run_split(index, train, test, settings, recipe, has_references, split_dir, 
 
     start = time.time()
     model = load_model(stage2_dir / "stage2.keras", expected=QualityModel)
-    scores, errors = Scorer(model).score_files([r.path for r in test])
-    if errors:
-        raise DatasetError("; ".join(str(e) for e in errors[:3]))
+    predictions = score_paths(model, [r.path for r in test])
     seconds["evaluation"] = round(time.time() - start, 1)
-    predictions = np.array([scores[r.path] for r in test])
     targets = np.array([r.score for r in test])
     return {
         "split": index,

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
-from diqa_tf.data.files import MAX_PIXELS, TOO_LARGE
+from diqa_tf.data.files import MAX_PIXELS, too_large
 from diqa_tf.export.warmup import WARMUP_FILE, serving_protos, write_warmup_file
 
 # The leading bytes tf.io.decode_image uses to tell the formats apart. Checked first
@@ -51,7 +51,7 @@ def _check_size(image, config, index=None):
         ),
         tf.debugging.Assert(
             pixels <= MAX_PIXELS,
-            [tf.strings.format(what + " is {}x{}, " + TOO_LARGE, values)],
+            [tf.strings.format(what + " is {}x{}, " + too_large(MAX_PIXELS), values)],
         ),
     ]
 
