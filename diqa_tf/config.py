@@ -108,9 +108,18 @@ class Stage1Config:
     # saved model is always float32.
     precision: str = "float32"
     seed: int = 0
+    # Ours: data echoing; each generated training pair is used this many times (copies
+    # shuffled apart), so pair generation costs 1/pair_echo per step. 1 = always fresh
+    # pairs. Raise it when generating pairs stalls training (see BENCHMARKS.md).
+    pair_echo: int = 1
 
     def __post_init__(self):
         _check_precision(self.precision)
+        if isinstance(self.pair_echo, bool) or not isinstance(self.pair_echo, int) \
+                or self.pair_echo < 1:
+            raise ConfigError(
+                f"`pair_echo` must be a whole number >= 1. Received: {self.pair_echo!r}"
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Stage1Config":

@@ -31,6 +31,9 @@ def test_bad_precision_and_scale_raise():
         TrainingRecipe.from_dict({"stage1": {"precision": "fp8"}})
     with pytest.raises(ConfigError, match="greater than"):
         ScoreScale(low=5, high=1)
+    for echo in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="`pair_echo` must be a whole number >= 1"):
+            TrainingRecipe.from_dict({"stage1": {"pair_echo": echo}})
 
 
 def test_load_reports_the_file(tmp_path):

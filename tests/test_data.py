@@ -277,12 +277,45 @@ def test_make_pair_flatness(stage1_references):
     """The filter's quantity: the reference crop's mean reliability (~0 when flat)."""
     seed = tf.constant([0, 1], tf.int64)
     flat = tf.constant(np.full((80, 96, 3), 120, np.float32))
-    inputs, targets, flatness = stage1.make_pair(flat, seed, 32, CONFIG)
+    inputs, targets, flatness = stage1.crop_example(*stage1.make_pair(flat, seed, 32), 32, CONFIG)
     assert inputs["image"].shape == (32, 32, 1)
     assert targets["error_map"].shape == (8, 8, 1)
     assert float(flatness) < 1e-3  # ~0: float rounding in the pyramid
     textured = tf.constant(stage1_references[1].astype(np.float32))
-    assert float(stage1.make_pair(textured, seed, 32, CONFIG)[2]) > 0.5
+    pair = stage1.make_pair(textured, seed, 32)
+    assert float(stage1.crop_example(*pair, 32, CONFIG)[2]) > 0.5
+
+
+def test_crop_example_batched_equals_one_at_a_time(stage1_references):
+    """The pipeline computes maps a batch at a time: each crop's maps are its own."""
+    textured = tf.constant(stage1_references[1].astype(np.float32))
+    pairs = [stage1.make_pair(textured, tf.constant([0, i], tf.int64), 32) for i in range(3)]
+    batched = stage1.crop_example(
+        tf.stack([r for r, _ in pairs]), tf.stack([d for _, d in pairs]), 32, CONFIG
+    )
+    for i, pair in enumerate(pairs):
+        single = stage1.crop_example(*pair, 32, CONFIG)
+        for got, want in zip(tf.nest.flatten(batched), tf.nest.flatten(single)):
+            np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5)
+
+
+def test_pair_dataset_echo_uses_each_pair_echo_times(stage1_references):
+    """Data echoing: a one-pass dataset gives every pair exactly `echo` times, shuffled
+    apart (not back to back), and the same batches for the same seed."""
+    references = [stage1_references[1]] * 8
+    fresh = _pairs(references, 3, 10, batch_size=1, repeat=False, min_crop_reliability=0.0)
+    echoed = _pairs(references, 3, 30, batch_size=1, repeat=False, echo=3,
+                    min_crop_reliability=0.0)
+    again = _pairs(references, 3, 30, batch_size=1, repeat=False, echo=3,
+                   min_crop_reliability=0.0)
+    assert len(fresh) == 8 and len(echoed) == 24
+    images = [inputs["image"].tobytes() for inputs, _ in echoed]
+    assert sorted(images) == sorted(3 * [inputs["image"].tobytes() for inputs, _ in fresh])
+    assert any(a != b for a, b in zip(images[::3], images[1::3]))
+    for a, b in zip(echoed, again):
+        tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+    with pytest.raises(ValueError, match="`echo` must be a whole number >= 1"):
+        _pairs(references, 3, 1, echo=0)
 
 
 def test_pair_dataset_drops_flat_references(stage1_references):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from diqa_tf import ops
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data.stage1 import MARGIN, check_crop_size, crop_example, pair_batches
+from diqa_tf.data.stage1 import MARGIN, check_crop_size, pair_batches
 from diqa_tf.errors import DatasetError
 
 
@@ -42,10 +42,10 @@ def _load_pair(reference_path, distorted_path):
     return tf.stack([reference, distorted])
 
 
-def _crop_pair(pair, seed, crop_size, config):
+def _crop_pair(pair, seed, crop_size):
     size = crop_size + 2 * MARGIN
     crop = tf.image.stateless_random_crop(pair, [2, size, size, 3], seed)
-    return crop_example(crop[0], crop[1], crop_size, config)
+    return crop[0], crop[1]
 
 
 def pair_dataset(
@@ -56,6 +56,7 @@ def pair_dataset(
     seed=0,
     min_crop_reliability=0.2,
     repeat=True,
+    echo=1,
 ):
     """Endless (or one-pass) batches from `pairs`, a list of (reference path, distorted path).
 
@@ -71,6 +72,12 @@ def pair_dataset(
     ds = tf.data.Dataset.from_tensor_slices((list(references), list(distorted)))
     return pair_batches(
         ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True),
-        lambda paths, s: _crop_pair(_load_pair(*paths), s, crop_size, config),
-        batch_size, seed, min_crop_reliability, repeat,
+        lambda paths, s: _crop_pair(_load_pair(*paths), s, crop_size),
+        crop_size,
+        config,
+        batch_size=batch_size,
+        seed=seed,
+        min_crop_reliability=min_crop_reliability,
+        repeat=repeat,
+        echo=echo,
     )

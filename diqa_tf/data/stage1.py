@@ -15,6 +15,9 @@ from diqa_tf.config import PreprocessingConfig
 from diqa_tf.data import distortions
 
 MARGIN = 16
+# With data echoing, echoes of one pair are spread over a shuffle window this many
+# batches wide (~56 MB of 112 x 112 crops at batch 32).
+ECHO_WINDOW_BATCHES = 32
 
 
 def screen_references(references, config: PreprocessingConfig, crop_size, min_reliability):
@@ -49,15 +52,14 @@ def reference_dataset(images):
     ).cache()
 
 
-def make_pair(reference, seed, crop_size, config: PreprocessingConfig):
-    """One training example (plus the reference crop's mean reliability, for filtering)."""
+def make_pair(reference, seed, crop_size):
+    """A random crop of `reference` (plus MARGIN on each side) and a distorted copy."""
     s_crop, s_kind, s_level, s_distort = tf.unstack(
         tf.random.experimental.stateless_split(seed, 4)
     )
     size = crop_size + 2 * MARGIN
     crop = tf.image.stateless_random_crop(reference, [size, size, 3], s_crop)
-    distorted = random_distortion(crop, s_kind, s_level, s_distort)
-    return crop_example(crop, distorted, crop_size, config)
+    return crop, random_distortion(crop, s_kind, s_level, s_distort)
 
 
 def random_distortion(image, s_kind, s_level, s_distort, min_level=0):
@@ -72,14 +74,19 @@ def random_distortion(image, s_kind, s_level, s_distort, min_level=0):
 
 
 def crop_example(reference, distorted, crop_size, config: PreprocessingConfig):
-    """(inputs, targets, flatness) of a reference/distorted crop of `crop_size` plus MARGIN
-    on each side: maps computed with the margin as context, then cut to the crop."""
+    """(inputs, targets, flatness) of reference/distorted crops of `crop_size` plus MARGIN
+    on each side ([H, W, 3], or a batch [N, H, W, 3]): maps computed with the margin as
+    context, then cut to the crop. Flatness is the reference crop's mean reliability."""
     maps = preprocessing.stage1_targets(reference, distorted, config)
     m = MARGIN // config.output_stride
     g = crop_size // config.output_stride
-    inputs = {"image": maps["image"][MARGIN : MARGIN + crop_size, MARGIN : MARGIN + crop_size]}
-    targets = {key: maps[key][m : m + g, m : m + g] for key in ("error_map", "reliability")}
-    flatness = tf.reduce_mean(maps["reference_reliability"][m : m + g, m : m + g])
+    inside = slice(MARGIN, MARGIN + crop_size)
+    cells = slice(m, m + g)
+    inputs = {"image": maps["image"][..., inside, inside, :]}
+    targets = {key: maps[key][..., cells, cells, :] for key in ("error_map", "reliability")}
+    flatness = tf.reduce_mean(
+        maps["reference_reliability"][..., cells, cells, :], axis=[-3, -2, -1]
+    )
     return inputs, targets, flatness
 
 
@@ -91,18 +98,25 @@ def pair_dataset(
     seed=0,
     min_crop_reliability=0.2,
     repeat=True,
+    echo=1,
 ):
     """Endless (or one-pass) batches of stage-1 pairs from `reference_dataset`.
 
     Crops whose reference is nearly flat (mean reliability below
     `min_crop_reliability`) are dropped: they carry no error to learn (DESIGN 2).
-    The crop size must be a multiple of the output stride.
+    The crop size must be a multiple of the output stride. `echo`: see `pair_batches`.
     """
     check_crop_size(crop_size, config)
     return pair_batches(
         references.shuffle(1024, seed=seed, reshuffle_each_iteration=True),
-        lambda ref, s: make_pair(ref, s, crop_size, config),
-        batch_size, seed, min_crop_reliability, repeat,
+        lambda ref, s: make_pair(ref, s, crop_size),
+        crop_size,
+        config,
+        batch_size=batch_size,
+        seed=seed,
+        min_crop_reliability=min_crop_reliability,
+        repeat=repeat,
+        echo=echo,
     )
 
 
@@ -120,13 +134,46 @@ def with_seeds(ds, seed):
     return tf.data.Dataset.zip(ds, seeds)
 
 
-def pair_batches(shuffled, make_example, batch_size, seed, min_crop_reliability, repeat):
-    """Batches of `make_example(element, seed)` over `shuffled` (repeated if `repeat`),
-    dropping crops of near-flat references: the pipeline both stage-1 sources share."""
+def pair_batches(
+    shuffled,
+    make_crops,
+    crop_size,
+    config,
+    *,
+    batch_size,
+    seed,
+    min_crop_reliability,
+    repeat,
+    echo=1,
+):
+    """Batches of stage-1 examples over `shuffled` (repeated if `repeat`), dropping crops
+    of near-flat references: the pipeline both stage-1 sources share.
+
+    `make_crops(element, seed)` gives a (reference, distorted) pair of crops with their
+    margins. Their maps are computed a batch at a time: on 144 x 144 crops, one
+    vectorized graph costs a fraction of a batch's worth of per-crop graphs, whose
+    many small ops are dominated by per-op overhead. The flat-crop filter then runs
+    per crop, and the survivors are batched again.
+
+    `echo` > 1 is data echoing (Choi et al., "Faster Neural Network Training with
+    Data Echoing", 2019): each example is used `echo` times, its copies shuffled
+    among other examples, so generating pairs costs 1/echo as much per step. On a
+    CPU that both generates pairs and trains, this is what hides the generation.
+    """
+    if isinstance(echo, bool) or not isinstance(echo, int) or echo < 1:
+        raise ValueError(f"`echo` must be a whole number >= 1. Received: {echo!r}")
     ds = shuffled.repeat() if repeat else shuffled
     ds = with_seeds(ds, seed).map(
-        make_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        make_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-    ds = ds.filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
+    ds = ds.batch(batch_size).map(
+        lambda reference, distorted: crop_example(reference, distorted, crop_size, config),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.unbatch().filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
     ds = ds.map(lambda inputs, targets, rel: (inputs, targets))
+    if echo > 1:
+        ds = ds.flat_map(lambda *example: tf.data.Dataset.from_tensors(example).repeat(echo))
+        ds = ds.shuffle(ECHO_WINDOW_BATCHES * batch_size, seed=seed)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

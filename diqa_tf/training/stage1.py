@@ -85,16 +85,16 @@ def train_stage1(
         min_crop_reliability=cfg.min_crop_reliability,
     )
 
-    def pair_dataset(indices, seed):
+    def pair_dataset(indices, seed, echo):
         if pairs is None:
             refs = stage1_data.reference_dataset([references[i][1] for i in indices])
-            return stage1_data.pair_dataset(refs, seed=seed, **common)
+            return stage1_data.pair_dataset(refs, seed=seed, echo=echo, **common)
         listed = [(names[i], d) for i in indices for d in pairs.get(names[i], ())]
-        return database_pairs.pair_dataset(listed, seed=seed, **common)
+        return database_pairs.pair_dataset(listed, seed=seed, echo=echo, **common)
 
-    train = pair_dataset(train_idx, cfg.seed)
+    train = pair_dataset(train_idx, cfg.seed, cfg.pair_echo)
     val_batches = max(1, cfg.validation_pairs // cfg.batch_size)
-    validation = pair_dataset(val_idx, cfg.seed + 1).take(val_batches).cache()
+    validation = pair_dataset(val_idx, cfg.seed + 1, echo=1).take(val_batches).cache()
 
     with strategy.scope(), precision_policy(cfg.precision):
         model = ErrorMapModel(preprocessing_config=pre)
