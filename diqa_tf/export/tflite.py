@@ -6,12 +6,11 @@ The .tflite model has one signature, `serving_default`:
 - outputs `score` (float32 [1], on the model's score scale) and `quality_map`
   (float32 [1, ceil(H/4), ceil(W/4), 1], the perceptual map of DESIGN 6).
 Grey conversion, the pyramid high-pass and the handcrafted features run inside the
-graph, with the same ops as tf.data and the SavedModel (`preprocessing.normalize`):
-every one converts to a TFLite builtin (the reflect-101 padding is MIRROR_PAD in
-REFLECT mode, the stride-2 blurs are DEPTHWISE_CONV_2D with a stride on one axis,
-pyrUp's zero insertion is FILL + PACK + RESHAPE), so no TFLite-only variant of an
-op is needed and the Keras numbers are untouched. Decoding, and fitting an image to
-H x W (`fit_to_input`), stay outside.
+graph, as `tflite_normalize.normalize`: the maths of `preprocessing.normalize` (which
+tf.data and the SavedModel run, untouched) in builtin ops that XNNPACK runs fast
+(reflect-101 padding as SLICE + CONCATENATION, pyrUp as a polyphase
+DEPTHWISE_CONV_2D + DEPTH_TO_SPACE); it agrees with it to float32 round-off.
+Decoding, and fitting an image to H x W (`fit_to_input`), stay outside.
 """
 
 import logging
@@ -25,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
-from diqa_tf import preprocessing
 from diqa_tf.atomic import write_atomic
 from diqa_tf.errors import DIQAError, first_line
+from diqa_tf.export import tflite_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ def convert(model, input_size=DEFAULT_INPUT_SIZE, quantize="none", calibration=N
         )
 
     def serve(image):
-        outputs = model(preprocessing.normalize(image, config), training=False)
+        outputs = model(tflite_normalize.normalize(image, config), training=False)
         return {key: outputs[key] for key in OUTPUTS}
 
     # Through a SavedModel, as Keras' own LiteRT export does: converting the concrete
@@ -114,9 +113,6 @@ def convert(model, input_size=DEFAULT_INPUT_SIZE, quantize="none", calibration=N
 def _converter(saved_model):
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[SIGNATURE])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    # pyrUp's zero insertion (`zeros_like` of a fixed-size tensor) would otherwise be
-    # stored as constants of zeros, ~0.9 MB at 500x500; unfolded they are FILL ops.
-    converter._experimental_unfold_large_splat_constant = True
     return converter
 
 
@@ -147,8 +143,9 @@ def _convert(saved_model, quantize, input_size, calibration):
 
 
 # int8 and dynamic keep these CONV_2D layers (conv1, conv2) float; see
-# _quantize_int8_selectively. Operators are stored in execution order, so they are
-# the first two CONV_2D ops of the graph.
+# _quantize_int8_selectively. Operators are stored in execution order and the
+# normalization has no CONV_2D (its filters are DEPTHWISE_CONV_2D), so they are the
+# first two CONV_2D ops of the graph.
 FLOAT_CONVS = 2
 
 
@@ -194,6 +191,16 @@ def _quantize_int8_selectively(converter, float_flatbuffer, dataset):
     backgrounds) is a small fraction of their range, which per-tensor 8-bit steps
     erase. Selective quantization goes through TF's quantization debugger
     (denylisted ops and nodes).
+
+    Latency, by `benchmarks/tflite_variants.py` (500x500, LiteRT 2.3, XNNPACK, 2
+    threads, p50): float 134 ms, int8 49 ms, 2.7x, SRCC 0.998 against float on its
+    40 photos (with `preprocessing.normalize` in the graph, 16 ms instead of 3 ms:
+    157 and 70 ms, 2.3x). What stays float is what bounds the ratio: conv1 and conv2
+    (1.4 of the convs' 8.3 G multiply-adds). Measured there and rejected, as below our 0.99
+    SRCC floor: conv2 in int8 as well, 0.968 (calibrated on 64 CLIVE photos instead
+    of scikit-image's, 0.960; conv1's output channels first rescaled to one range,
+    an exact change in float, 0.986); the dense head in int8 on the map positions,
+    0.993 but a quality_map correlating at 0.57 with float's on one photo.
     """
     model = schema.ModelT.InitFromPackedBuf(float_flatbuffer, 0)
     tensors = model.subgraphs[0].tensors
