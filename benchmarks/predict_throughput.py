@@ -2,17 +2,18 @@
 
 Rows, all measured in the same run in interleaved rounds (median of each):
 - end to end: `Scorer.score_files` (read, decode, normalize, model) plus the CSV,
-  in float32 and in bfloat16; and `diqa predict` itself, in process (its time
-  includes loading the model);
+  in float32 and in bfloat16; and `diqa predict` itself, in process, on all the
+  photos and on one: its time includes a fixed start-up (loading the model, tracing
+  and optimizing its graph), so its rate per photo is the difference of the two;
 - bare model: the Keras QualityModel on pre-normalized tensors (all outputs), and
   the Scorer's score graph on pre-decoded tensors (normalization included);
 - tutorial style: one image at a time, eager (decode, normalize, model(x));
-- the roofline: one large 3x3 float32 convolution in TF.
+- the roofline: one large 3x3 convolution in TF, float32 and bfloat16.
 Rates are given per wall second and per CPU second of the process (all threads):
 on a busy machine the wall time is noise, while CPU time is the work each path
 does, which bounds throughput once the cores are saturated.
 
-Usage: python benchmarks/predict_throughput.py [--images 32] [--rounds 3]
+Usage: python benchmarks/predict_throughput.py [--images 48] [--rounds 5]
 """
 
 import argparse
@@ -28,15 +29,18 @@ E2E = "end to end (score_files + CSV)"
 BARE = "bare Keras model, pre-normalized"
 GRAPH = "Scorer graph, pre-decoded"
 TUTORIAL = "tutorial: one at a time, eager"
+CLI = "diqa predict (CLI, loads the model)"
+CLI_ONE = "diqa predict, 1 photo (start-up)"
 PEAK = "one 3x3 conv 4x128x128x128->128"
+PEAK_BF16 = PEAK + ", bfloat16"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=32, help="CLIVE 500x500 photos")
+    parser.add_argument("--images", type=int, default=48, help="CLIVE 500x500 photos")
     parser.add_argument("--tutorial-images", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -56,6 +60,7 @@ def main():
     }
     bare = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     peak_run, peak_flops = _common.big_conv()
+    peak_bf16_run, _ = _common.big_conv(dtype="bfloat16")
     out_csv = os.path.join(tempfile.mkdtemp(prefix="diqa_bench_"), "scores.csv")
 
     sets = {
@@ -93,13 +98,13 @@ def main():
         cases = {
             E2E: lambda: end_to_end(scorer),
             E2E + ", bfloat16": lambda: end_to_end(scorer_bf16),
-            "diqa predict (CLI, loads the model)": lambda: cli_main(
-                ["predict", *paths, "--output", out_csv]
-            ),
+            CLI: lambda: cli_main(["predict", *paths, "--output", out_csv]),
+            CLI_ONE: lambda: cli_main(["predict", paths[0], "--output", out_csv]),
             BARE: lambda: [bare(x)["score"].numpy() for x in normalized],
             GRAPH: lambda: [scorer.score_batch(b) for b in batches],
             TUTORIAL: tutorial,
             PEAK: lambda: [peak_run() for _ in range(3)],
+            PEAK_BF16: lambda: [peak_bf16_run() for _ in range(3)],
         }
         for fn in cases.values():  # warm-up: traces, oneDNN primitives
             fn()
@@ -107,11 +112,12 @@ def main():
         flops = sum(_common.conv_stack_flops(model, *i.shape[:2]) for i in images) / len(images)
         work = {key: len(paths) * flops for key in cases}
         work[TUTORIAL] = len(tutorial_paths) * flops
-        work[PEAK] = 3 * peak_flops
+        work[CLI_ONE] = flops
+        work[PEAK] = work[PEAK_BF16] = 3 * peak_flops
         gflops_wall = {key: work[key] / wall[key] / 1e9 for key in cases}
         gflops_cpu = {key: work[key] / cpu[key] / 1e9 for key in cases}
         for key in cases:
-            images_per_s = "" if key == PEAK else work[key] / flops / wall[key]
+            images_per_s = "" if key in (PEAK, PEAK_BF16) else work[key] / flops / wall[key]
             rows.append((
                 name, key, images_per_s,
                 gflops_wall[key] / gflops_wall[BARE], gflops_cpu[key] / gflops_cpu[BARE],
@@ -121,6 +127,10 @@ def main():
         def ratio(a, b, per):
             return per[a] / per[b]
 
+        # The CLI per photo once started: (N - 1) photos in the difference of the runs.
+        marginal_wall = (len(paths) - 1) * flops / (wall[CLI] - wall[CLI_ONE]) / 1e9
+        marginal_cpu = (len(paths) - 1) * flops / (cpu[CLI] - cpu[CLI_ONE]) / 1e9
+
         results[name] = {
             "images": len(paths),
             "conv_stack_gflop_per_image": flops / 1e9,
@@ -128,17 +138,26 @@ def main():
             "cpu_seconds": cpu,
             "gflop_per_wall_s": gflops_wall,
             "gflop_per_cpu_s": gflops_cpu,
+            "cli_startup_wall_s": wall[CLI_ONE],
             "ratios_wall": {
                 "end_to_end / bare_model": ratio(E2E, BARE, gflops_wall),
+                "cli_per_photo_after_startup / bare_model": marginal_wall / gflops_wall[BARE],
                 "end_to_end / scorer_graph": ratio(E2E, GRAPH, gflops_wall),
                 "bare_model / conv_peak": ratio(BARE, PEAK, gflops_wall),
+                "end_to_end_bf16 / conv_peak_bf16": ratio(
+                    E2E + ", bfloat16", PEAK_BF16, gflops_wall
+                ),
                 "end_to_end / tutorial": ratio(E2E, TUTORIAL, gflops_wall),
                 "end_to_end_bf16 / tutorial": ratio(E2E + ", bfloat16", TUTORIAL, gflops_wall),
             },
             "ratios_cpu": {
                 "end_to_end / bare_model": ratio(E2E, BARE, gflops_cpu),
+                "cli_per_photo_after_startup / bare_model": marginal_cpu / gflops_cpu[BARE],
                 "end_to_end / scorer_graph": ratio(E2E, GRAPH, gflops_cpu),
                 "bare_model / conv_peak": ratio(BARE, PEAK, gflops_cpu),
+                "end_to_end_bf16 / conv_peak_bf16": ratio(
+                    E2E + ", bfloat16", PEAK_BF16, gflops_cpu
+                ),
                 "end_to_end / tutorial": ratio(E2E, TUTORIAL, gflops_cpu),
                 "end_to_end_bf16 / tutorial": ratio(E2E + ", bfloat16", TUTORIAL, gflops_cpu),
             },

@@ -7,9 +7,11 @@ the stall, the fraction of step time spent waiting for data, is
 1 - t(cached) / t(real), in wall time and in CPU time (the pipeline's share of the
 work: on saturated cores, what it takes from the training step). Times are the median epoch (of `--steps` steps) after a
 warm-up epoch; the two pipelines alternate, epoch by epoch.
-Stage 1 draws pairs from the Kodak references; stage 2 from CLIVE photos.
+Stage 1 draws pairs from the Kodak references, fresh for every step (the recipe)
+and with data echoing (`--echo`: each pair used that many times); stage 2 from
+CLIVE photos.
 
-Usage: python benchmarks/training_speed.py [--steps 8] [--rounds 3] [--precision P]
+Usage: python benchmarks/training_speed.py [--steps 8] [--rounds 3] [--precision P] [--echo 4]
 """
 
 import argparse
@@ -80,6 +82,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", help="override the recipe's (e.g. float32)")
     parser.add_argument("--clive-images", type=int, default=64)
+    parser.add_argument("--echo", type=int, default=4, help="stage 1 pair_echo to compare")
     args = parser.parse_args()
 
     import dataclasses
@@ -104,19 +107,21 @@ def main():
 
     # Stage 1
     references = [np.asarray(files.read_image(p)) for p in _common.kodak_paths()]
-    real = stage1_data.pair_dataset(
-        stage1_data.reference_dataset(references),
-        pre,
-        crop_size=s1.crop_size,
-        batch_size=s1.batch_size,
-        min_crop_reliability=s1.min_crop_reliability,
-    )
-    with precision_policy(s1.precision):
-        model = ErrorMapModel(preprocessing_config=pre)
-        model.compile(optimizer=keras.optimizers.Nadam(s1.learning_rate))
-    batch = f"{s1.batch_size} crops {s1.crop_size}^2"
-    row, results["stage1"] = speed(model, real, args, s1, batch, "patches")
-    rows.append(("stage 1", *row))
+    for echo in sorted({s1.pair_echo, args.echo}):
+        real = stage1_data.pair_dataset(
+            stage1_data.reference_dataset(references),
+            pre,
+            crop_size=s1.crop_size,
+            batch_size=s1.batch_size,
+            min_crop_reliability=s1.min_crop_reliability,
+            echo=echo,
+        )
+        with precision_policy(s1.precision):
+            model = ErrorMapModel(preprocessing_config=pre)
+            model.compile(optimizer=keras.optimizers.Nadam(s1.learning_rate))
+        batch = f"{s1.batch_size} crops {s1.crop_size}^2, pair_echo {echo}"
+        row, results[f"stage1_echo{echo}"] = speed(model, real, args, s1, batch, "patches")
+        rows.append(("stage 1", *row))
     stage1_model = model
 
     # Stage 2

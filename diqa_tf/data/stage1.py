@@ -150,10 +150,10 @@ def pair_batches(
     of near-flat references: the pipeline both stage-1 sources share.
 
     `make_crops(element, seed)` gives a (reference, distorted) pair of crops with their
-    margins. Their maps are computed a batch at a time: on 144 x 144 crops, one
-    vectorized graph costs a fraction of a batch's worth of per-crop graphs, whose
-    many small ops are dominated by per-op overhead. The flat-crop filter then runs
-    per crop, and the survivors are batched again.
+    margins. Their maps are computed a batch at a time: on 144 x 144 crops the many
+    small ops of per-crop graphs are dominated by per-op overhead, and the whole
+    pipeline costs ~30% less CPU batched (measured 4.9 vs 7.0 ms a pair, shipped
+    recipe). The flat-crop filter then runs per crop; the survivors are batched again.
 
     `echo` > 1 is data echoing (Choi et al., "Faster Neural Network Training with
     Data Echoing", 2019): each example is used `echo` times, its copies shuffled
