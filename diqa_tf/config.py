@@ -90,6 +90,11 @@ def _check_precision(precision):
         raise ConfigError(f"`precision` must be one of {PRECISIONS}. Received: {precision!r}")
 
 
+def _check_echo(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"`{name}` must be a whole number >= 1. Received: {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Stage1Config:
     """Stage 1: objective error maps from synthetic pairs (DESIGN 4)."""
@@ -115,11 +120,7 @@ class Stage1Config:
 
     def __post_init__(self):
         _check_precision(self.precision)
-        if isinstance(self.pair_echo, bool) or not isinstance(self.pair_echo, int) \
-                or self.pair_echo < 1:
-            raise ConfigError(
-                f"`pair_echo` must be a whole number >= 1. Received: {self.pair_echo!r}"
-            )
+        _check_echo("pair_echo", self.pair_echo)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Stage1Config":
@@ -147,9 +148,15 @@ class Stage2Config:
     ranking_weight: float = 0.0
     ranking_margin: float = 0.03
     precision: str = "float32"
+    # Ours: data echoing, as stage1.pair_echo; each training crop (with its distorted
+    # copy) is used this many times. Needs crop_size > 0. 1 = always fresh crops.
+    crop_echo: int = 1
 
     def __post_init__(self):
         _check_precision(self.precision)
+        _check_echo("crop_echo", self.crop_echo)
+        if self.crop_echo > 1 and not self.crop_size:
+            raise ConfigError("`crop_echo` needs training crops: set a `crop_size` above 0")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Stage2Config":

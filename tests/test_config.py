@@ -34,6 +34,10 @@ def test_bad_precision_and_scale_raise():
     for echo in (0, 1.5, True):
         with pytest.raises(ConfigError, match="`pair_echo` must be a whole number >= 1"):
             TrainingRecipe.from_dict({"stage1": {"pair_echo": echo}})
+        with pytest.raises(ConfigError, match="`crop_echo` must be a whole number >= 1"):
+            TrainingRecipe.from_dict({"stage2": {"crop_echo": echo}})
+    with pytest.raises(ConfigError, match="`crop_echo` needs training crops"):
+        TrainingRecipe.from_dict({"stage2": {"crop_echo": 2, "crop_size": 0}})
 
 
 def test_load_reports_the_file(tmp_path):

@@ -412,6 +412,26 @@ def test_stage2_training_dataset_crops(stage2_files):
         assert np.all(np.isfinite(inputs["image"])) and np.all(np.isfinite(inputs["features"]))
 
 
+def test_stage2_training_dataset_echo(stage2_files):
+    """With echo 3, the crops are the fresh stream's crops, each up to 3 times, shuffled."""
+    paths, scores = stage2_files
+
+    def crops(echo, n):
+        ds = stage2.training_dataset(
+            paths, scores, CONFIG, batch_size=1, crop_size=24, seed=0, echo=echo
+        )
+        return [inputs["image"].tobytes() for inputs, _ in _take(ds, n)]
+
+    fresh, echoed = crops(1, 64), crops(3, 90)
+    # 90 outputs plus a 32-crop shuffle window come from the first 122 / 3 < 64 crops
+    # (tiny images: two seeds can give the same crop, hence the counts in `fresh`).
+    assert all(echoed.count(c) <= 3 * fresh.count(c) for c in set(echoed))
+    assert len(set(echoed)) <= 45 < len(set(fresh))
+    assert any(a != b for a, b in zip(echoed, echoed[1:]))
+    with pytest.raises(ValueError, match="`echo` needs training crops"):
+        stage2.training_dataset(paths, scores, CONFIG, batch_size=1, crop_size=0, seed=0, echo=2)
+
+
 def test_stage2_training_dataset_whole_images(stage2_files):
     paths, scores = stage2_files
     ds = stage2.training_dataset(paths, scores, CONFIG, batch_size=2, crop_size=0, seed=0)

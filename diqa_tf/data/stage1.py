@@ -15,8 +15,8 @@ from diqa_tf.config import PreprocessingConfig
 from diqa_tf.data import distortions
 
 MARGIN = 16
-# With data echoing, echoes of one pair are spread over a shuffle window this many
-# batches wide (~56 MB of 112 x 112 crops at batch 32).
+# With data echoing, the copies of one example are spread over a shuffle window this
+# many batches wide (~56 MB of stage-1 pairs at batch 32, ~128 MB of stage-2 crops).
 ECHO_WINDOW_BATCHES = 32
 
 
@@ -134,6 +134,20 @@ def with_seeds(ds, seed):
     return tf.data.Dataset.zip(ds, seeds)
 
 
+def echoed(ds, echo, batch_size, seed):
+    """Data echoing (Choi et al., "Faster Neural Network Training with Data Echoing",
+    2019): each element of `ds` `echo` times, the copies shuffled apart among the
+    elements of ECHO_WINDOW_BATCHES batches. Making examples then costs 1/echo as
+    much per step: on a CPU that both makes examples and trains, this hides the making.
+    """
+    if isinstance(echo, bool) or not isinstance(echo, int) or echo < 1:
+        raise ValueError(f"`echo` must be a whole number >= 1. Received: {echo!r}")
+    if echo == 1:
+        return ds
+    ds = ds.flat_map(lambda *example: tf.data.Dataset.from_tensors(example).repeat(echo))
+    return ds.shuffle(ECHO_WINDOW_BATCHES * batch_size, seed=seed)
+
+
 def pair_batches(
     shuffled,
     make_crops,
@@ -155,13 +169,8 @@ def pair_batches(
     pipeline costs ~30% less CPU batched (measured 4.9 vs 7.0 ms a pair, shipped
     recipe). The flat-crop filter then runs per crop; the survivors are batched again.
 
-    `echo` > 1 is data echoing (Choi et al., "Faster Neural Network Training with
-    Data Echoing", 2019): each example is used `echo` times, its copies shuffled
-    among other examples, so generating pairs costs 1/echo as much per step. On a
-    CPU that both generates pairs and trains, this is what hides the generation.
+    `echo`: see `echoed`.
     """
-    if isinstance(echo, bool) or not isinstance(echo, int) or echo < 1:
-        raise ValueError(f"`echo` must be a whole number >= 1. Received: {echo!r}")
     ds = shuffled.repeat() if repeat else shuffled
     ds = with_seeds(ds, seed).map(
         make_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
@@ -172,8 +181,5 @@ def pair_batches(
         deterministic=True,
     )
     ds = ds.unbatch().filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
-    ds = ds.map(lambda inputs, targets, rel: (inputs, targets))
-    if echo > 1:
-        ds = ds.flat_map(lambda *example: tf.data.Dataset.from_tensors(example).repeat(echo))
-        ds = ds.shuffle(ECHO_WINDOW_BATCHES * batch_size, seed=seed)
+    ds = echoed(ds.map(lambda inputs, targets, rel: (inputs, targets)), echo, batch_size, seed)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

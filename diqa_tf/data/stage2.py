@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data.stage1 import MARGIN, random_distortion, with_seeds
+from diqa_tf.data.stage1 import MARGIN, echoed, random_distortion, with_seeds
 
 
 def _load(path, score, config):
@@ -64,11 +64,24 @@ def _ranking_pair(inputs, score, crop_size, seed, config):
 
 
 def training_dataset(
-    paths, scores, config: PreprocessingConfig, batch_size, crop_size, seed, ranking=False
+    paths,
+    scores,
+    config: PreprocessingConfig,
+    batch_size,
+    crop_size,
+    seed,
+    ranking=False,
+    echo=1,
 ):
-    """Endless shuffled batches. Whole images when `crop_size` is 0, batched by size."""
+    """Endless shuffled batches. Whole images when `crop_size` is 0, batched by size.
+
+    `echo` > 1 uses each training crop that many times (`stage1.echoed`); whole
+    images are normalized once and cached, so there is nothing to echo.
+    """
     if ranking and not crop_size:
         raise ValueError("`ranking` needs training crops: set a `crop_size`")
+    if echo != 1 and not crop_size:
+        raise ValueError("`echo` needs training crops: set a `crop_size`")
     ds = tf.data.Dataset.from_tensor_slices((list(paths), [float(s) for s in scores]))
     load = _load_rgb if ranking else _load
     ds = ds.map(lambda p, s: load(p, s, config), num_parallel_calls=tf.data.AUTOTUNE)
@@ -81,7 +94,7 @@ def training_dataset(
             return _random_crop(*example, crop_size, s)
 
         ds = with_seeds(ds, seed).map(crop, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.batch(batch_size, drop_remainder=True)
+        ds = echoed(ds, echo, batch_size, seed).batch(batch_size, drop_remainder=True)
     else:
         # Images of one size per batch: no padding, so no image affects another.
         ds = ds.group_by_window(

@@ -97,6 +97,7 @@ def train_stage2(
         cfg.crop_size,
         cfg.seed,
         ranking=cfg.ranking_weight > 0,
+        echo=cfg.crop_echo,
     )
     held = [records[i] for i in holdout_idx]
     callbacks = [HoldoutCorrelations([r.path for r in held], [r.score for r in held])]
