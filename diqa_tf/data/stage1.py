@@ -134,18 +134,31 @@ def with_seeds(ds, seed):
     return tf.data.Dataset.zip(ds, seeds)
 
 
-def echoed(ds, echo, batch_size, seed):
-    """Data echoing (Choi et al., "Faster Neural Network Training with Data Echoing",
-    2019): each element of `ds` `echo` times, the copies shuffled apart among the
-    elements of ECHO_WINDOW_BATCHES batches. Making examples then costs 1/echo as
-    much per step: on a CPU that both makes examples and trains, this hides the making.
+def echoed_batches(ds, echo, batch_size, seed):
+    """Batches of `batch_size` elements of `ds`, each element used `echo` times.
+
+    `echo` > 1 is data echoing (Choi et al., "Faster Neural Network Training with Data
+    Echoing", 2019): making examples then costs 1/echo as much per step, which hides
+    the making on a CPU that also trains. A window of fresh elements (ECHO_WINDOW_BATCHES
+    batches once echoed) is indexed `echo` times in a seeded random order and cut into
+    batches, so the copies of an element are shuffled apart. Vectorized, as
+    per-element echoing (flat_map + shuffle) added 0.4 CPU ms an element.
     """
     if isinstance(echo, bool) or not isinstance(echo, int) or echo < 1:
         raise ValueError(f"`echo` must be a whole number >= 1. Received: {echo!r}")
     if echo == 1:
-        return ds
-    ds = ds.flat_map(lambda *example: tf.data.Dataset.from_tensors(example).repeat(echo))
-    return ds.shuffle(ECHO_WINDOW_BATCHES * batch_size, seed=seed)
+        return ds.batch(batch_size, drop_remainder=True)
+    fresh = max(1, ECHO_WINDOW_BATCHES * batch_size // echo)
+
+    def copies(window, s):
+        size = tf.shape(tf.nest.flatten(window)[0])[0]  # `fresh`, or fewer at the end
+        order = tf.random.experimental.stateless_shuffle(tf.range(echo * size) % size, s)
+        return tf.nest.map_structure(lambda x: tf.gather(x, order), window)
+
+    windows = with_seeds(ds.batch(fresh), seed)
+    return windows.map(lambda window, s: copies(window, s)).rebatch(
+        batch_size, drop_remainder=True
+    )
 
 
 def pair_batches(
@@ -169,7 +182,7 @@ def pair_batches(
     pipeline costs ~30% less CPU batched (measured 4.9 vs 7.0 ms a pair, shipped
     recipe). The flat-crop filter then runs per crop; the survivors are batched again.
 
-    `echo`: see `echoed`.
+    `echo`: see `echoed_batches`.
     """
     ds = shuffled.repeat() if repeat else shuffled
     ds = with_seeds(ds, seed).map(
@@ -181,5 +194,5 @@ def pair_batches(
         deterministic=True,
     )
     ds = ds.unbatch().filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
-    ds = echoed(ds.map(lambda inputs, targets, rel: (inputs, targets)), echo, batch_size, seed)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(lambda inputs, targets, rel: (inputs, targets))
+    return echoed_batches(ds, echo, batch_size, seed).prefetch(tf.data.AUTOTUNE)

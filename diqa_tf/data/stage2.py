@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data.stage1 import MARGIN, echoed, random_distortion, with_seeds
+from diqa_tf.data.stage1 import MARGIN, echoed_batches, random_distortion, with_seeds
 
 
 def _load(path, score, config):
@@ -75,7 +75,7 @@ def training_dataset(
 ):
     """Endless shuffled batches. Whole images when `crop_size` is 0, batched by size.
 
-    `echo` > 1 uses each training crop that many times (`stage1.echoed`); whole
+    `echo` > 1 uses each training crop that many times (`stage1.echoed_batches`); whole
     images are normalized once and cached, so there is nothing to echo.
     """
     if ranking and not crop_size:
@@ -94,7 +94,7 @@ def training_dataset(
             return _random_crop(*example, crop_size, s)
 
         ds = with_seeds(ds, seed).map(crop, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = echoed(ds, echo, batch_size, seed).batch(batch_size, drop_remainder=True)
+        ds = echoed_batches(ds, echo, batch_size, seed)
     else:
         # Images of one size per batch: no padding, so no image affects another.
         ds = ds.group_by_window(
