@@ -5,46 +5,61 @@ sizes, precision, the stage-2 ranking pairs) on its real tf.data pipeline, then 
 the same batches cached in memory (`take(k).cache().repeat()`, filled beforehand):
 the stall, the fraction of step time spent waiting for data, is
 1 - t(cached) / t(real), in wall time and in CPU time (the pipeline's share of the
-work: on saturated cores, what it takes from the training step). Times are the median epoch (of `--steps` steps) after a
-warm-up epoch; the two pipelines alternate, epoch by epoch.
-Stage 1 draws pairs from the Kodak references, fresh for every step (the recipe)
-and with data echoing (`--echo`: each pair used that many times); stage 2 from
-CLIVE photos.
+work: on saturated cores, what it takes from the training step). Times are the median
+of `--rounds` turns of `--steps` steps; the two pipelines take turns, each turn on a
+fresh iterator (see `epoch_seconds`).
+Stage 1 draws pairs from the Kodak references, stage 2 crops from CLIVE photos; each
+fresh for every step (the recipe) and with data echoing (`--echo`: the recipe's
+pair_echo / crop_echo, each example used that many times).
 
-Usage: python benchmarks/training_speed.py [--steps 8] [--rounds 3] [--precision P] [--echo 4]
+Usage: python benchmarks/training_speed.py [--steps 32] [--rounds 3] [--precision P] [--echo 4]
 """
 
 import argparse
 import csv
 import os
+import statistics
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import _common  # noqa: E402
+
+from diqa_tf.data.stage1 import ECHO_WINDOW_BATCHES  # noqa: E402
 
 
 def epoch_seconds(model, datasets, steps, rounds):
     """Median (wall, CPU) seconds of `steps` train steps per dataset, taking turns.
 
-    Returns ({name: wall s}, {name: CPU s of the process}). On a busy machine the
-    CPU time is the steadier measure: the pipeline's share of it is what it takes
-    from training once the cores are saturated.
+    Each turn starts a fresh iterator (2 untimed warm-up steps) and deletes it after:
+    an idle iterator would keep filling its prefetch buffer in the background,
+    slowing the other datasets' turns and speeding up its own.
+    Returns ({name: wall s}, {name: CPU s of the process}).
     """
-    iterators = {name: iter(ds) for name, ds in datasets.items()}
     model.optimizer.build(model.trainable_variables)
     model.make_train_function()
     train = model.train_function
-    for it in iterators.values():  # warm-up: trace, fill buffers
+
+    def run(ds):
+        it = iter(ds)
         for _ in range(2):
             train(it)
-
-    def run(it):
+        float(train(it)["loss"])  # the warm-up steps have finished
+        wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             logs = train(it)
         float(logs["loss"])  # wait for the last step
+        return time.perf_counter() - wall, time.process_time() - cpu
 
-    return _common.interleaved(
-        {name: (lambda it=it: run(it)) for name, it in iterators.items()}, rounds
+    for ds in datasets.values():  # trace, build the oneDNN primitives
+        run(ds)
+    times = {name: [] for name in datasets}
+    for _ in range(rounds):
+        for name, ds in datasets.items():
+            times[name].append(run(ds))
+    return (
+        {name: statistics.median(w for w, _ in t) for name, t in times.items()},
+        {name: statistics.median(c for _, c in t) for name, t in times.items()},
     )
 
 
@@ -56,6 +71,18 @@ def cached(ds, batches):
     return ds.repeat()
 
 
+def pipeline_cpu_ms(ds, batch_size, batches=2 * ECHO_WINDOW_BATCHES):
+    """CPU milliseconds (all threads) the pipeline alone spends on one training example
+    (over two echo windows, so that echoing is counted at its long-run cost)."""
+    it = iter(ds)
+    for _ in range(5):  # warm-up: fill the buffers
+        next(it)
+    cpu = time.process_time()
+    for _ in range(batches):
+        next(it)
+    return 1000 * (time.process_time() - cpu) / (batches * batch_size)
+
+
 def speed(model, real, args, stage_config, batch, unit):
     """`model`'s rate on `real` and the stall against its cached copy: (the table
     row from the batch column on, the results entry)."""
@@ -64,8 +91,16 @@ def speed(model, real, args, stage_config, batch, unit):
     per_s = args.steps * stage_config.batch_size / seconds["real"]
     stall = 1 - seconds["cached"] / seconds["real"]
     stall_cpu = 1 - cpu["cached"] / cpu["real"]
-    row = (batch, stage_config.precision, per_s, f"{unit}/s", stall, stall_cpu)
+    making = pipeline_cpu_ms(real, stage_config.batch_size)
+    training = 1000 * cpu["cached"] / (args.steps * stage_config.batch_size)
+    # On saturated cores the pipeline's CPU share is the stall to expect in the long
+    # run; steadier than the wall times on a machine whose speed drifts.
+    share = making / (making + training)
+    row = (batch, stage_config.precision, per_s, f"{unit}/s", stall, stall_cpu, making, share)
     return row, {
+        "pipeline_cpu_ms_per_example": making,
+        "training_cpu_ms_per_example": training,
+        "pipeline_cpu_share": share,
         f"{unit}_per_s": per_s,
         "stall_fraction": stall,
         "stall_fraction_cpu": stall_cpu,
@@ -78,11 +113,13 @@ def speed(model, real, args, stage_config, batch, unit):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=8)
+    # A turn spans one echo window: shorter turns would pay for a whole window of
+    # fresh examples (the prefetch makes the next one at once) in a fraction of it.
+    parser.add_argument("--steps", type=int, default=ECHO_WINDOW_BATCHES)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", help="override the recipe's (e.g. float32)")
     parser.add_argument("--clive-images", type=int, default=64)
-    parser.add_argument("--echo", type=int, default=4, help="stage 1 pair_echo to compare")
+    parser.add_argument("--echo", type=int, default=4, help="pair_echo / crop_echo to compare")
     args = parser.parse_args()
 
     import dataclasses
@@ -129,15 +166,6 @@ def main():
     with open(clive / "mos.csv", newline="") as f:
         records = [(str(clive / r["image"]), float(r["mos"])) for r in csv.DictReader(f)]
     records = records[7 : 7 + args.clive_images]  # skip the 7 subject-training images
-    real = stage2_data.training_dataset(
-        [p for p, _ in records],
-        [s for _, s in records],
-        pre,
-        s2.batch_size,
-        s2.crop_size,
-        seed=0,
-        ranking=s2.ranking_weight > 0,
-    )
     with precision_policy(s2.precision):
         model = QualityModel.from_stage1(stage1_model, score_scale=recipe.score_scale)
         model.compile(
@@ -145,15 +173,28 @@ def main():
             ranking_weight=s2.ranking_weight,
             ranking_margin=s2.ranking_margin,
         )
-    for _ in real.take(len(records) // s2.batch_size + 1):  # fill the decoded-image cache
-        pass
-    pairs = " + distorted copies" if s2.ranking_weight > 0 else ""
-    batch = f"{s2.batch_size} crops {s2.crop_size}^2{pairs}"
-    row, results["stage2"] = speed(model, real, args, s2, batch, "images")
-    rows.append(("stage 2", *row))
+    for echo in sorted({s2.crop_echo, args.echo}):
+        real = stage2_data.training_dataset(
+            [p for p, _ in records],
+            [s for _, s in records],
+            pre,
+            s2.batch_size,
+            s2.crop_size,
+            seed=0,
+            ranking=s2.ranking_weight > 0,
+            echo=echo,
+        )
+        for _ in real.take(len(records) // s2.batch_size + 1):  # fill the decoded-image cache
+            pass
+        pairs = " + distorted copies" if s2.ranking_weight > 0 else ""
+        batch = f"{s2.batch_size} crops {s2.crop_size}^2{pairs}, crop_echo {echo}"
+        row, results[f"stage2_echo{echo}"] = speed(model, real, args, s2, batch, "images")
+        rows.append(("stage 2", *row))
 
     _common.table(
-        ["stage", "batch", "precision", "rate", "unit", "stall (wall)", "stall (CPU)"], rows
+        ["stage", "batch", "precision", "rate", "unit", "stall (wall)", "stall (CPU)",
+         "pipeline CPU ms/example", "pipeline CPU share"],
+        rows,
     )
     _common.write_result(
         "training_speed", {"steps": args.steps, "rounds": args.rounds, **results}
