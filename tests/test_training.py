@@ -229,3 +229,23 @@ def test_stage2_tensorboard_and_csv_logs(capsys, tmp_path, setup, scored_csv,
     assert {"loss", "holdout_srcc", "holdout_plcc"} <= _tags(output / "tensorboard")
     rows = (output / "stage2_log.csv").read_text().splitlines()
     assert rows[0] == "epoch,holdout_plcc,holdout_srcc,loss" and len(rows) == 3
+
+
+def test_recipe_pair_echo_reaches_the_training_pipeline(monkeypatch, tmp_path, setup):
+    """`pair_echo` in a recipe echoes the training pairs; validation pairs stay fresh."""
+    from diqa_tf.data import stage1 as stage1_data
+
+    real, seen = stage1_data.pair_dataset, []
+
+    def spy(*args, echo=1, **kwargs):
+        seen.append(echo)
+        return real(*args, echo=echo, **kwargs)
+
+    monkeypatch.setattr(stage1_data, "pair_dataset", spy)
+    references, _ = setup
+    recipe = tmp_path / "echo.toml"
+    recipe.write_text(RECIPE.replace("[stage1]\n", "[stage1]\npair_echo = 2\n"))
+    code = cli.main(["train", "stage1", "--references", str(references), "--config",
+                     str(recipe), "--output", str(tmp_path / "out"), "--quiet"])
+    assert code == 0 and (tmp_path / "out" / "stage1.keras").is_file()
+    assert seen == [2, 1]
