@@ -413,7 +413,7 @@ def test_stage2_training_dataset_crops(stage2_files):
 
 
 def test_stage2_training_dataset_echo(stage2_files):
-    """With echo 3, the crops are the fresh stream's crops, each up to 3 times, shuffled."""
+    """With echo 3, the crops are the fresh stream's crops, each 3 times, shuffled."""
     paths, scores = stage2_files
 
     def crops(echo, n):
