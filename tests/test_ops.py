@@ -184,6 +184,15 @@ def test_batch_and_single_agree(rng):
         np.testing.assert_allclose(ops.pyr_up(image), ops.pyr_up(images)[i], atol=1e-5)
 
 
+def test_pyramid_filters_each_channel_alone(rng):
+    """Several channels (pyrUp's phases are regrouped for depth_to_space) = one at a time."""
+    image = random_image(rng, 12, 10, 3)
+    for fn in (ops.pyr_down, ops.pyr_up):
+        whole = fn(image).numpy()
+        for c in range(3):
+            np.testing.assert_allclose(whole[..., c : c + 1], fn(image[..., c : c + 1]), rtol=1e-6)
+
+
 def test_ops_accept_numpy(rng):
     image = random_image(rng, 16, 16, 1)
     for fn in (ops.pyr_down, ops.pyr_up, lambda x: ops.low_pass(x, 2)):

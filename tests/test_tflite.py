@@ -106,25 +106,6 @@ def test_every_variant_holds_builtin_ops_only(converted, mode):
         assert len(flatbuffer) < 0.7 * len(converted("none")[0])
 
 
-@pytest.mark.parametrize("size", [(500, 500), (37, 41), (33, 64)])
-def test_tflite_normalization_matches_preprocessing(size):
-    """The .tflite graph's formulation = preprocessing.normalize, to float32 round-off."""
-    from diqa_tf import ops, preprocessing
-    from diqa_tf.config import PreprocessingConfig
-    from diqa_tf.export import tflite_normalize
-
-    config = PreprocessingConfig()
-    image = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, *size, 3)), tf.float32)
-    expected = preprocessing.normalize(image, config)
-    got = tflite_normalize.normalize(image, config)
-    assert got["image"].shape == expected["image"].shape
-    np.testing.assert_allclose(got["image"], expected["image"], rtol=0, atol=2e-4)
-    np.testing.assert_allclose(got["features"], expected["features"], rtol=1e-5, atol=1e-6)
-    grey = ops.to_grayscale(image)
-    np.testing.assert_array_equal(tflite_normalize.pyr_down(grey), ops.pyr_down(grey))
-    np.testing.assert_allclose(tflite_normalize.pyr_up(grey), ops.pyr_up(grey), rtol=0, atol=2e-4)
-
-
 def _schema_model(flatbuffer):
     from tensorflow.lite.python import schema_py_generated as schema
 

@@ -6,11 +6,10 @@ The .tflite model has one signature, `serving_default`:
 - outputs `score` (float32 [1], on the model's score scale) and `quality_map`
   (float32 [1, ceil(H/4), ceil(W/4), 1], the perceptual map of DESIGN 6).
 Grey conversion, the pyramid high-pass and the handcrafted features run inside the
-graph, as `tflite_normalize.normalize`: the maths of `preprocessing.normalize` (which
-tf.data and the SavedModel run, untouched) in builtin ops that XNNPACK runs fast
-(reflect-101 padding as SLICE + CONCATENATION, pyrUp as a polyphase
-DEPTHWISE_CONV_2D + DEPTH_TO_SPACE); it agrees with it to float32 round-off.
-Decoding, and fitting an image to H x W (`fit_to_input`), stay outside.
+graph: `preprocessing.normalize`, the same ops as tf.data and the SavedModel, all
+TFLite builtins that XNNPACK runs fast (reflect-101 padding as STRIDED_SLICE +
+CONCATENATION, pyrUp as a polyphase DEPTHWISE_CONV_2D + DEPTH_TO_SPACE; see
+`ops.pyramid`). Decoding, and fitting an image to H x W (`fit_to_input`), stay outside.
 """
 
 import logging
@@ -24,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
+from diqa_tf import preprocessing
 from diqa_tf.atomic import write_atomic
 from diqa_tf.errors import DIQAError, first_line
-from diqa_tf.export import tflite_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def convert(model, input_size=DEFAULT_INPUT_SIZE, quantize="none", calibration=N
         )
 
     def serve(image):
-        outputs = model(tflite_normalize.normalize(image, config), training=False)
+        outputs = model(preprocessing.normalize(image, config), training=False)
         return {key: outputs[key] for key in OUTPUTS}
 
     # Through a SavedModel, as Keras' own LiteRT export does: converting the concrete
@@ -194,8 +193,8 @@ def _quantize_int8_selectively(converter, float_flatbuffer, dataset):
 
     Latency, by `benchmarks/tflite_variants.py` (500x500, LiteRT 2.3, XNNPACK, 2
     threads, p50): float 134 ms, int8 49 ms, 2.7x, SRCC 0.998 against float on its
-    40 photos (with `preprocessing.normalize` in the graph, 16 ms instead of 3 ms:
-    157 and 70 ms, 2.3x). What stays float is what bounds the ratio: conv1 and conv2
+    40 photos (before `ops.pyramid` took its polyphase pyrUp and slice padding, the
+    normalization took 16 ms instead of 3 ms: 157 and 70 ms, 2.3x). What stays float is what bounds the ratio: conv1 and conv2
     (1.4 of the convs' 8.3 G multiply-adds). Measured there and rejected, as below our 0.99
     SRCC floor: conv2 in int8 as well, 0.968 (calibrated on 64 CLIVE photos instead
     of scikit-image's, 0.960; conv1's output channels first rescaled to one range,
