@@ -1,5 +1,7 @@
 """The preprocessing ops (DESIGN 1-2) against OpenCV and a float64 numpy reference."""
 
+import os
+
 import cv2
 import keras
 import numpy as np
@@ -216,6 +218,30 @@ def test_ops_work_in_tf_data(rng):
         assert element["image"].shape == (20, 24, 1)
         np.testing.assert_allclose(element["image"], eager["image"], atol=1e-4)
         np.testing.assert_allclose(element["features"], eager["features"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_normalization_runs_without_onednn(tmp_path, channels):
+    """TF's own kernels (oneDNN is off by default on CPUs without AVX-512) refuse
+    some filters oneDNN takes, such as depthwise ones with unequal strides: an
+    Intel machine alone would not catch it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from diqa_tf import ops, preprocessing\n"
+        "from diqa_tf.config import PreprocessingConfig\n"
+        f"x = np.random.default_rng(0).uniform(0, 255, (2, 21, 26, {channels}))\n"
+        "y = ops.low_pass(x.astype('float32'), 2)\n"
+        "assert y.shape == x.shape, y.shape\n"
+        "preprocessing.normalize(x[0, ..., :1].repeat(3, -1), PreprocessingConfig())\n"
+    )
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_ops_work_with_unknown_shapes(rng):

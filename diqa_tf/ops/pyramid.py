@@ -33,14 +33,20 @@ def _reflect_101(x, axis):
 
 
 def pyr_down(x):
-    """Blur and keep every second row and column: [H, W] -> [ceil(H/2), ceil(W/2)]."""
+    """Blur and keep every second row and column: [H, W] -> [ceil(H/2), ceil(W/2)].
+
+    One 5x5 depthwise filter with stride 2 on both axes, not two separable passes:
+    a row pass strided along one axis only needs unequal strides, which TF's own
+    depthwise kernel refuses where oneDNN is off (CPUs without AVX-512, by default).
+    The strided 5x5 filter costs 25 multiply-adds per output pixel, a few 1e-4 of
+    the model's.
+    """
     x, squeeze = _as_batch(x)
-    channels = x.shape[-1]
-    taps = tf.constant(_BINOMIAL_5, tf.float32) / 16.0
-    row = tf.tile(tf.reshape(taps, [1, 5, 1, 1]), [1, 1, channels, 1])
-    col = tf.tile(tf.reshape(taps, [5, 1, 1, 1]), [1, 1, channels, 1])
-    y = tf.nn.depthwise_conv2d(_reflect_101(x, 2), row, [1, 1, 2, 1], "VALID")
-    y = tf.nn.depthwise_conv2d(_reflect_101(y, 1), col, [1, 2, 1, 1], "VALID")
+    taps = np.array(_BINOMIAL_5) / 16.0
+    kernel = tf.constant(np.outer(taps, taps)[:, :, np.newaxis, np.newaxis], tf.float32)
+    kernel = tf.tile(kernel, [1, 1, x.shape[-1], 1])
+    y = _reflect_101(_reflect_101(x, 1), 2)
+    y = tf.nn.depthwise_conv2d(y, kernel, [1, 2, 2, 1], "VALID")
     return y[0] if squeeze else y
 
 
