@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${1:-.venv/bin/python}"
-for script in predict_throughput precision latency large_image training_speed scaling; do
+for script in predict_throughput precision training_precision latency large_image training_speed scaling; do
     echo "=== benchmarks/${script}.py"
     "$PY" "benchmarks/${script}.py"
 done

@@ -82,7 +82,9 @@ class ScoreScale:
         return _from_dict(cls, values, "score_scale")
 
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# "auto": mixed_bfloat16 where the hardware computes bfloat16 natively, else float32
+# (training.precision.resolve_precision).
+PRECISIONS = ("float32", "auto", "mixed_bfloat16", "mixed_float16")
 
 
 def _check_precision(precision):
@@ -109,8 +111,9 @@ class Stage1Config:
     early_stopping_patience: int = 4
     # Ours: crops whose reference has mean reliability below this are dropped (flat sky).
     min_crop_reliability: float = 0.2
-    # Ours: "mixed_bfloat16" halves step time on CPUs with AMX/AVX-512 BF16; the
-    # saved model is always float32.
+    # Ours: "mixed_bfloat16" (or "auto") halves step time on CPUs with AMX/AVX-512
+    # BF16; elsewhere TF emulates bfloat16, many times slower. The saved model is
+    # always float32.
     precision: str = "float32"
     seed: int = 0
     # Ours: data echoing; each generated training pair is used this many times (copies

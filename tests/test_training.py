@@ -201,6 +201,70 @@ def test_float16_scales_the_loss(rng):
     assert np.all(np.isfinite(mixed)) and mixed[-1] < 0.8 * mixed[0]
 
 
+def _cpuinfo(tmp_path, flags):
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 avx2 {flags}\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "flags, onednn, native",
+    [("avx512f avx512_bf16", None, True), ("amx_tile amx_bf16", None, True),
+     ("avx512f", None, False), ("avx512_bf16", "0", False)],
+)
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path, monkeypatch, flags, onednn, native):
+    from diqa_tf.training import precision
+
+    monkeypatch.setattr(precision, "_gpu_capabilities", lambda: [])
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    if onednn is not None:  # oneDNN off: TF's own kernels emulate bfloat16
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)
+    precision.native_bfloat16.cache_clear()
+    try:
+        assert precision.native_bfloat16(_cpuinfo(tmp_path, flags)) is native
+    finally:
+        precision.native_bfloat16.cache_clear()
+
+
+@pytest.mark.parametrize("native, policy", [(True, "mixed_bfloat16"), (False, "float32")])
+def test_auto_precision_uses_bfloat16_only_where_native(monkeypatch, native, policy):
+    from diqa_tf.training import precision
+
+    monkeypatch.setattr(precision, "native_bfloat16", lambda: native)
+    with precision_policy("auto"):
+        model = ErrorMapModel()
+    assert model.dtype_policy.name == policy
+    assert keras.config.dtype_policy().name == "float32"  # restored
+
+
+def test_emulated_bfloat16_warns(monkeypatch, caplog):
+    from diqa_tf.training import precision
+
+    monkeypatch.setattr(precision, "native_bfloat16", lambda: False)
+    with caplog.at_level("WARNING", logger=precision.__name__):
+        assert precision.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    assert "no native bfloat16" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(precision, "native_bfloat16", lambda: True)
+    with caplog.at_level("WARNING", logger=precision.__name__):
+        precision.resolve_precision("mixed_bfloat16")
+    assert not caplog.text
+    monkeypatch.setattr(precision, "_gpu_capabilities", lambda: [])
+    with caplog.at_level("WARNING", logger=precision.__name__):
+        precision.resolve_precision("mixed_float16")
+    assert "float16 is for GPUs" in caplog.text
+
+
+def test_recipe_and_cli_accept_auto_precision(capsys):
+    from diqa_tf.config import TrainingRecipe
+
+    recipe = TrainingRecipe.from_dict({"stage1": {"precision": "auto"}})
+    assert recipe.stage1.precision == "auto"
+    with pytest.raises(SystemExit):
+        cli.main(["train", "stage1", "--help"])
+    assert "{float32,auto,mixed_bfloat16,mixed_float16}" in capsys.readouterr().out
+
+
 # --- TensorBoard ----------------------------------------------------------------------
 
 

@@ -154,7 +154,9 @@ def _add_training_options(parser):
                         "set, the workers of that cluster train together instead")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="override the recipe's precision (mixed_float16: GPUs; "
-                        "mixed_bfloat16: recent CPUs and GPUs); saved models are float32")
+                        "mixed_bfloat16: CPUs with AVX-512 BF16 or AMX, and GPUs from "
+                        "compute capability 8.0; auto: mixed_bfloat16 where the hardware "
+                        "has it, else float32); saved models are float32")
     parser.add_argument("--seed", type=int,
                         help="override the recipe's seed and use deterministic ops: "
                         "repeated runs on the same machine give identical weights")
