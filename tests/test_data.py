@@ -386,6 +386,24 @@ def test_distortions_seed_matters():
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("step", [(0, 1), (1, 0), (1, 1), (1, -1)])
+def test_line_filter_is_a_2d_correlation_along_its_direction(step):
+    """The shift-and-add blur equals correlating each channel with the line kernel
+    (symmetric borders, scipy's "reflect")."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (17, 23, 3)).astype(np.float32)
+    taps = rng.random(7).astype(np.float32)
+    kernel = np.zeros((7, 7), np.float32)
+    for i, t in enumerate(taps):
+        kernel[3 + (i - 3) * step[0], 3 + (i - 3) * step[1]] = t
+    got = distortions._line_filter(tf.constant(image), list(taps), step).numpy()
+    for c in range(3):
+        want = ndimage.correlate(image[..., c], kernel, mode="reflect")
+        np.testing.assert_allclose(got[..., c], want, atol=1e-3)
+
+
 # --- stage-2 pipeline -----------------------------------------------------------------
 
 
