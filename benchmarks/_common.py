@@ -143,8 +143,11 @@ def table(headers, rows):
 
 
 def write_result(name, data):
-    """benchmarks/results/NAME.json, with the machine and the command."""
+    """benchmarks/results/NAME.json, with the machine and the command; NAME-TAG.json
+    with DIQA_BENCH_TAG=TAG set (results of another machine beside this one's)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("DIQA_BENCH_TAG"):
+        name = f"{name}-{os.environ['DIQA_BENCH_TAG']}"
     data = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(), **data}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=1) + "\n")

@@ -12,7 +12,8 @@ Stage 1 draws pairs from the Kodak references, stage 2 crops from CLIVE photos; 
 fresh for every step (the recipe) and with data echoing (`--echo`: the recipe's
 pair_echo / crop_echo, each example used that many times).
 
-Usage: python benchmarks/training_speed.py [--steps 32] [--rounds 3] [--precision P] [--echo 4]
+Usage: python benchmarks/training_speed.py [--steps 32] [--rounds 3] [--precision P] [--echo 4 8 ...]
+       [--stage1-only]
 """
 
 import argparse
@@ -119,7 +120,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", help="override the recipe's (e.g. float32)")
     parser.add_argument("--clive-images", type=int, default=64)
-    parser.add_argument("--echo", type=int, default=4, help="pair_echo / crop_echo to compare")
+    parser.add_argument("--stage1-only", action="store_true", help="skip stage 2")
+    parser.add_argument(
+        "--echo", type=int, nargs="+", default=[4], help="pair_echo / crop_echo values to compare"
+    )
     args = parser.parse_args()
 
     import dataclasses
@@ -132,19 +136,19 @@ def main():
     from diqa_tf.data import stage1 as stage1_data
     from diqa_tf.data import stage2 as stage2_data
     from diqa_tf.models import ErrorMapModel, QualityModel
-    from diqa_tf.training.precision import precision_policy
+    from diqa_tf.training.precision import precision_policy, resolve_precision
 
     recipe = TrainingRecipe.load(_common.ROOT / "configs/shipped.toml")
     s1, s2, pre = recipe.stage1, recipe.stage2, recipe.preprocessing
-    if args.precision:
-        s1 = dataclasses.replace(s1, precision=args.precision)
-        s2 = dataclasses.replace(s2, precision=args.precision)
+    # The policy the recipe's precision ("auto" included) takes on this machine.
+    s1 = dataclasses.replace(s1, precision=resolve_precision(args.precision or s1.precision))
+    s2 = dataclasses.replace(s2, precision=resolve_precision(args.precision or s2.precision))
     keras.utils.set_random_seed(0)
     rows, results = [], {}
 
     # Stage 1
     references = [np.asarray(files.read_image(p)) for p in _common.kodak_paths()]
-    for echo in sorted({s1.pair_echo, args.echo}):
+    for echo in sorted({s1.pair_echo, *args.echo}):
         real = stage1_data.pair_dataset(
             stage1_data.reference_dataset(references),
             pre,
@@ -159,6 +163,9 @@ def main():
         batch = f"{s1.batch_size} crops {s1.crop_size}^2, pair_echo {echo}"
         row, results[f"stage1_echo{echo}"] = speed(model, real, args, s1, batch, "patches")
         rows.append(("stage 1", *row))
+        print(rows[-1], flush=True)
+    if args.stage1_only:
+        return report(rows, results, args)
     stage1_model = model
 
     # Stage 2
@@ -173,7 +180,7 @@ def main():
             ranking_weight=s2.ranking_weight,
             ranking_margin=s2.ranking_margin,
         )
-    for echo in sorted({s2.crop_echo, args.echo}):
+    for echo in sorted({s2.crop_echo, *args.echo}):
         real = stage2_data.training_dataset(
             [p for p, _ in records],
             [s for _, s in records],
@@ -190,7 +197,12 @@ def main():
         batch = f"{s2.batch_size} crops {s2.crop_size}^2{pairs}, crop_echo {echo}"
         row, results[f"stage2_echo{echo}"] = speed(model, real, args, s2, batch, "images")
         rows.append(("stage 2", *row))
+        print(rows[-1], flush=True)
+    report(rows, results, args)
 
+
+def report(rows, results, args):
+    """Print the table and write the results JSON."""
     _common.table(
         ["stage", "batch", "precision", "rate", "unit", "stall (wall)", "stall (CPU)",
          "pipeline CPU ms/example", "pipeline CPU share"],

@@ -92,8 +92,10 @@ def test_predict_folder_and_glob(capsys, model, image_folder):
     assert status == 0, err
     from_glob = parse_score_csv(out)
     assert sorted(Path(p).name for p in from_glob) == ["a.png", "c.png", "e.png"]
+    # The CSV keeps 4 decimals: scores equal to float round-off (batches of other sizes)
+    # may print one step apart.
     for path, score in from_glob.items():
-        assert score == pytest.approx(from_folder[path], abs=1e-4)
+        assert score == pytest.approx(from_folder[path], abs=1.5e-4)
 
 
 def test_predict_bfloat16_is_close_to_float32_but_not_the_same_run(capsys, model, image_folder):

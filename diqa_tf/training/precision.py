@@ -38,7 +38,8 @@ def native_bfloat16(cpuinfo="/proc/cpuinfo"):
     """Whether TF computes in bfloat16 natively here: on a GPU of compute capability
     8.0 or newer, or on an x86 CPU with AVX-512 BF16 or AMX while oneDNN is on (its
     default on them). Elsewhere TF emulates bfloat16: a stage-1 training step took
-    14-17x as long as in float32 on a 2-core AVX2 EPYC (TF 2.21)."""
+    12.7x as long as in float32 on a 2-core AVX2 EPYC (TF 2.21;
+    benchmarks/training_precision.py)."""
     capabilities = _gpu_capabilities()
     if capabilities:
         return all(tuple(c) >= (8, 0) for c in capabilities)
