@@ -61,7 +61,7 @@ def resolve_precision(name):
         logger.warning(
             "precision %s: this machine has no native bfloat16 (no AVX-512 BF16 or AMX "
             "CPU with oneDNN, no GPU of compute capability 8.0+), so TF emulates it, "
-            "many times slower than float32; use float32 or auto",
+            "many times slower than float32; use float32 (in a recipe: auto)",
             name,
         )
     elif name == "mixed_float16" and not _gpu_capabilities():
