@@ -13,7 +13,7 @@ Rates are given per wall second and per CPU second of the process (all threads):
 on a busy machine the wall time is noise, while CPU time is the work each path
 does, which bounds throughput once the cores are saturated.
 
-Usage: python benchmarks/predict_throughput.py [--images 48] [--rounds 5]
+Usage: python benchmarks/predict_throughput.py [--images 48] [--rounds 5] [--no-bfloat16]
 """
 
 import argparse
@@ -33,6 +33,7 @@ CLI = "diqa predict (CLI, loads the model)"
 CLI_ONE = "diqa predict, 1 photo (start-up)"
 PEAK = "one 3x3 conv 4x128x128x128->128"
 PEAK_BF16 = PEAK + ", bfloat16"
+E2E_BF16 = E2E + ", bfloat16"
 
 
 def main():
@@ -41,6 +42,9 @@ def main():
     parser.add_argument("--tutorial-images", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-bfloat16", action="store_true",
+                        help="skip the bfloat16 rows (a CPU without native bfloat16 emulates "
+                        "it, many times slower)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -53,14 +57,14 @@ def main():
     model = _common.shipped_model()
     config = model.preprocessing_config
     scorer = Scorer(model, args.batch_size)
-    scorer_bf16 = Scorer(model, args.batch_size, precision="bfloat16")
+    scorer_bf16 = None if args.no_bfloat16 else Scorer(model, args.batch_size, precision="bfloat16")
     spec = {
         "image": tf.TensorSpec([None, None, None, 1], tf.float32),
         "features": tf.TensorSpec([None, 2], tf.float32),
     }
     bare = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     peak_run, peak_flops = _common.big_conv()
-    peak_bf16_run, _ = _common.big_conv(dtype="bfloat16")
+    peak_bf16_run = None if args.no_bfloat16 else _common.big_conv(dtype="bfloat16")[0]
     out_csv = os.path.join(tempfile.mkdtemp(prefix="diqa_bench_"), "scores.csv")
 
     sets = {
@@ -97,7 +101,7 @@ def main():
 
         cases = {
             E2E: lambda: end_to_end(scorer),
-            E2E + ", bfloat16": lambda: end_to_end(scorer_bf16),
+            E2E_BF16: lambda: end_to_end(scorer_bf16),
             CLI: lambda: cli_main(["predict", *paths, "--output", out_csv]),
             CLI_ONE: lambda: cli_main(["predict", paths[0], "--output", out_csv]),
             BARE: lambda: [bare(x)["score"].numpy() for x in normalized],
@@ -106,6 +110,8 @@ def main():
             PEAK: lambda: [peak_run() for _ in range(3)],
             PEAK_BF16: lambda: [peak_bf16_run() for _ in range(3)],
         }
+        if args.no_bfloat16:
+            del cases[E2E_BF16], cases[PEAK_BF16]
         for fn in cases.values():  # warm-up: traces, oneDNN primitives
             fn()
         wall, cpu = _common.interleaved(cases, args.rounds)
@@ -124,8 +130,19 @@ def main():
                 gflops_wall[key], gflops_cpu[key],
             ))
 
-        def ratio(a, b, per):
-            return per[a] / per[b]
+        def ratios(per, marginal):
+            """The ratios of the targets, those whose rows ran."""
+            pairs = {
+                "end_to_end / bare_model": (E2E, BARE),
+                "end_to_end / scorer_graph": (E2E, GRAPH),
+                "bare_model / conv_peak": (BARE, PEAK),
+                "end_to_end_bf16 / conv_peak_bf16": (E2E_BF16, PEAK_BF16),
+                "end_to_end / tutorial": (E2E, TUTORIAL),
+                "end_to_end_bf16 / tutorial": (E2E_BF16, TUTORIAL),
+            }
+            out = {k: per[a] / per[b] for k, (a, b) in pairs.items() if a in per and b in per}
+            out["cli_per_photo_after_startup / bare_model"] = marginal / per[BARE]
+            return out
 
         # The CLI per photo once started: (N - 1) photos in the difference of the runs.
         marginal_wall = (len(paths) - 1) * flops / (wall[CLI] - wall[CLI_ONE]) / 1e9
@@ -139,28 +156,8 @@ def main():
             "gflop_per_wall_s": gflops_wall,
             "gflop_per_cpu_s": gflops_cpu,
             "cli_startup_wall_s": wall[CLI_ONE],
-            "ratios_wall": {
-                "end_to_end / bare_model": ratio(E2E, BARE, gflops_wall),
-                "cli_per_photo_after_startup / bare_model": marginal_wall / gflops_wall[BARE],
-                "end_to_end / scorer_graph": ratio(E2E, GRAPH, gflops_wall),
-                "bare_model / conv_peak": ratio(BARE, PEAK, gflops_wall),
-                "end_to_end_bf16 / conv_peak_bf16": ratio(
-                    E2E + ", bfloat16", PEAK_BF16, gflops_wall
-                ),
-                "end_to_end / tutorial": ratio(E2E, TUTORIAL, gflops_wall),
-                "end_to_end_bf16 / tutorial": ratio(E2E + ", bfloat16", TUTORIAL, gflops_wall),
-            },
-            "ratios_cpu": {
-                "end_to_end / bare_model": ratio(E2E, BARE, gflops_cpu),
-                "cli_per_photo_after_startup / bare_model": marginal_cpu / gflops_cpu[BARE],
-                "end_to_end / scorer_graph": ratio(E2E, GRAPH, gflops_cpu),
-                "bare_model / conv_peak": ratio(BARE, PEAK, gflops_cpu),
-                "end_to_end_bf16 / conv_peak_bf16": ratio(
-                    E2E + ", bfloat16", PEAK_BF16, gflops_cpu
-                ),
-                "end_to_end / tutorial": ratio(E2E, TUTORIAL, gflops_cpu),
-                "end_to_end_bf16 / tutorial": ratio(E2E + ", bfloat16", TUTORIAL, gflops_cpu),
-            },
+            "ratios_wall": ratios(gflops_wall, marginal_wall),
+            "ratios_cpu": ratios(gflops_cpu, marginal_cpu),
         }
     _common.table(
         ["images", "path", "images/s", "x bare (wall)", "x bare (CPU)",
