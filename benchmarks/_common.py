@@ -66,6 +66,13 @@ def conv_stack_flops(model, height, width):
     return flops
 
 
+def train_step(model):
+    """The compiled model's train function (optimizer built, so no step pays for it)."""
+    model.optimizer.build(model.trainable_variables)
+    model.make_train_function()
+    return model.train_function
+
+
 def big_conv(shape=(4, 128, 128, 128), filters=128, dtype="float32"):
     """One large 3x3 'same' conv in TF, the roofline. Returns (run, flops per run)."""
     import tensorflow as tf

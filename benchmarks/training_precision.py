@@ -42,9 +42,7 @@ def main():
         with precision_policy(precision):
             model = ErrorMapModel()
         model.compile(optimizer=keras.optimizers.Nadam(s1.learning_rate))
-        model.optimizer.build(model.trainable_variables)
-        model.make_train_function()
-        step = model.train_function
+        step = _common.train_step(model)
         data = iter(tf.data.Dataset.from_tensors(batch).repeat())
         float(step(data)["loss"])  # trace, build the kernels
 

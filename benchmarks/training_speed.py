@@ -37,9 +37,7 @@ def epoch_seconds(model, datasets, steps, rounds):
     slowing the other datasets' turns and speeding up its own.
     Returns ({name: wall s}, {name: CPU s of the process}).
     """
-    model.optimizer.build(model.trainable_variables)
-    model.make_train_function()
-    train = model.train_function
+    train = _common.train_step(model)
 
     def run(ds):
         it = iter(ds)
@@ -97,7 +95,8 @@ def speed(model, real, args, stage_config, batch, unit):
     # On saturated cores the pipeline's CPU share is the stall to expect in the long
     # run; steadier than the wall times on a machine whose speed drifts.
     share = making / (making + training)
-    row = (batch, stage_config.precision, per_s, f"{unit}/s", stall, stall_cpu, making, share)
+    precision = model.dtype_policy.name  # what the recipe's precision ("auto") took here
+    row = (batch, precision, per_s, f"{unit}/s", stall, stall_cpu, making, share)
     return row, {
         "pipeline_cpu_ms_per_example": making,
         "training_cpu_ms_per_example": training,
@@ -108,7 +107,7 @@ def speed(model, real, args, stage_config, batch, unit):
         "epoch_seconds": seconds,
         "epoch_cpu_seconds": cpu,
         "batch": batch,
-        "precision": stage_config.precision,
+        "precision": precision,
     }
 
 
@@ -136,13 +135,13 @@ def main():
     from diqa_tf.data import stage1 as stage1_data
     from diqa_tf.data import stage2 as stage2_data
     from diqa_tf.models import ErrorMapModel, QualityModel
-    from diqa_tf.training.precision import precision_policy, resolve_precision
+    from diqa_tf.training.precision import precision_policy
 
     recipe = TrainingRecipe.load(_common.ROOT / "configs/shipped.toml")
     s1, s2, pre = recipe.stage1, recipe.stage2, recipe.preprocessing
-    # The policy the recipe's precision ("auto" included) takes on this machine.
-    s1 = dataclasses.replace(s1, precision=resolve_precision(args.precision or s1.precision))
-    s2 = dataclasses.replace(s2, precision=resolve_precision(args.precision or s2.precision))
+    if args.precision:
+        s1 = dataclasses.replace(s1, precision=args.precision)
+        s2 = dataclasses.replace(s2, precision=args.precision)
     keras.utils.set_random_seed(0)
     rows, results = [], {}
 

@@ -221,7 +221,7 @@ def test_ops_work_in_tf_data(rng):
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_normalization_runs_without_onednn(tmp_path, channels):
+def test_normalization_runs_without_onednn(channels):
     """TF's own kernels (oneDNN is off by default on CPUs without AVX-512) refuse
     some filters oneDNN takes, such as depthwise ones with unequal strides: an
     Intel machine alone would not catch it."""
