@@ -12,8 +12,11 @@ Stage 1 draws pairs from the Kodak references, stage 2 crops from CLIVE photos; 
 fresh for every step (the recipe) and with data echoing (`--echo`: the recipe's
 pair_echo / crop_echo, each example used that many times).
 
+With --autotune-baseline, each pipeline is also timed with tf.data's autotuning back on
+(TF's default; the training pipelines turn it off, see stage1.without_autotuning).
+
 Usage: python benchmarks/training_speed.py [--steps 32] [--rounds 3] [--precision P] [--echo 4 8 ...]
-       [--stage1-only]
+       [--stage1-only | --stage2-only] [--autotune-baseline]
 """
 
 import argparse
@@ -82,33 +85,49 @@ def pipeline_cpu_ms(ds, batch_size, batches=2 * ECHO_WINDOW_BATCHES):
     return 1000 * (time.process_time() - cpu) / (batches * batch_size)
 
 
+def autotuned(ds):
+    """`ds` with tf.data's autotuning back on (TF's default; ours turns it off)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    return ds.with_options(options)
+
+
 def speed(model, real, args, stage_config, batch, unit):
     """`model`'s rate on `real` and the stall against its cached copy: (the table
-    row from the batch column on, the results entry)."""
+    rows from the batch column on, the results entry). With --autotune-baseline, a
+    second row: the same pipeline autotuned, against the same cached copy."""
     datasets = {"real": real, "cached": cached(real, 4)}
+    if args.autotune_baseline:
+        datasets["autotuned"] = autotuned(real)
     seconds, cpu = epoch_seconds(model, datasets, args.steps, args.rounds)
-    per_s = args.steps * stage_config.batch_size / seconds["real"]
-    stall = 1 - seconds["cached"] / seconds["real"]
-    stall_cpu = 1 - cpu["cached"] / cpu["real"]
     making = pipeline_cpu_ms(real, stage_config.batch_size)
     training = 1000 * cpu["cached"] / (args.steps * stage_config.batch_size)
     # On saturated cores the pipeline's CPU share is the stall to expect in the long
     # run; steadier than the wall times on a machine whose speed drifts.
     share = making / (making + training)
     precision = model.dtype_policy.name  # what the recipe's precision ("auto") took here
-    row = (batch, precision, per_s, f"{unit}/s", stall, stall_cpu, making, share)
-    return row, {
+    rows, entry = [], {
         "pipeline_cpu_ms_per_example": making,
         "training_cpu_ms_per_example": training,
         "pipeline_cpu_share": share,
-        f"{unit}_per_s": per_s,
-        "stall_fraction": stall,
-        "stall_fraction_cpu": stall_cpu,
         "epoch_seconds": seconds,
         "epoch_cpu_seconds": cpu,
         "batch": batch,
         "precision": precision,
     }
+    for name in (n for n in datasets if n != "cached"):
+        per_s = args.steps * stage_config.batch_size / seconds[name]
+        stall = 1 - seconds["cached"] / seconds[name]
+        stall_cpu = 1 - cpu["cached"] / cpu[name]
+        suffix = "" if name == "real" else f"_{name}"
+        entry[f"{unit}_per_s{suffix}"] = per_s
+        entry[f"stall_fraction{suffix}"] = stall
+        entry[f"stall_fraction_cpu{suffix}"] = stall_cpu
+        label = batch if name == "real" else f"{batch}, tf.data autotuning on"
+        rows.append((label, precision, per_s, f"{unit}/s", stall, stall_cpu, making, share))
+    return rows, entry
 
 
 def main():
@@ -119,7 +138,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", help="override the recipe's (e.g. float32)")
     parser.add_argument("--clive-images", type=int, default=64)
-    parser.add_argument("--stage1-only", action="store_true", help="skip stage 2")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--stage1-only", action="store_true", help="skip stage 2")
+    only.add_argument("--stage2-only", action="store_true", help="skip stage 1")
+    parser.add_argument(
+        "--autotune-baseline",
+        action="store_true",
+        help="also time each pipeline with tf.data autotuning on (TF's default)",
+    )
     parser.add_argument(
         "--echo", type=int, nargs="+", default=[4], help="pair_echo / crop_echo values to compare"
     )
@@ -147,7 +173,7 @@ def main():
 
     # Stage 1
     references = [np.asarray(files.read_image(p)) for p in _common.kodak_paths()]
-    for echo in sorted({s1.pair_echo, *args.echo}):
+    for echo in [] if args.stage2_only else sorted({s1.pair_echo, *args.echo}):
         real = stage1_data.pair_dataset(
             stage1_data.reference_dataset(references),
             pre,
@@ -160,11 +186,15 @@ def main():
             model = ErrorMapModel(preprocessing_config=pre)
             model.compile(optimizer=keras.optimizers.Nadam(s1.learning_rate))
         batch = f"{s1.batch_size} crops {s1.crop_size}^2, pair_echo {echo}"
-        row, results[f"stage1_echo{echo}"] = speed(model, real, args, s1, batch, "patches")
-        rows.append(("stage 1", *row))
-        print(rows[-1], flush=True)
+        stage_rows, results[f"stage1_echo{echo}"] = speed(model, real, args, s1, batch, "patches")
+        for row in stage_rows:
+            rows.append(("stage 1", *row))
+            print(rows[-1], flush=True)
     if args.stage1_only:
         return report(rows, results, args)
+    if args.stage2_only:  # stage 2 starts from an untrained stage-1 model: same cost
+        with precision_policy(s1.precision):
+            model = ErrorMapModel(preprocessing_config=pre)
     stage1_model = model
 
     # Stage 2
@@ -194,9 +224,10 @@ def main():
             pass
         pairs = " + distorted copies" if s2.ranking_weight > 0 else ""
         batch = f"{s2.batch_size} crops {s2.crop_size}^2{pairs}, crop_echo {echo}"
-        row, results[f"stage2_echo{echo}"] = speed(model, real, args, s2, batch, "images")
-        rows.append(("stage 2", *row))
-        print(rows[-1], flush=True)
+        stage_rows, results[f"stage2_echo{echo}"] = speed(model, real, args, s2, batch, "images")
+        for row in stage_rows:
+            rows.append(("stage 2", *row))
+            print(rows[-1], flush=True)
     report(rows, results, args)
 
 

@@ -450,6 +450,16 @@ def test_stage2_training_dataset_echo(stage2_files):
         stage2.training_dataset(paths, scores, CONFIG, batch_size=1, crop_size=0, seed=0, echo=2)
 
 
+def test_training_pipelines_run_without_autotuning(stage1_references, stage2_files):
+    """Autotuning slowed training on CPUs (see stage1.without_autotuning)."""
+    pairs = stage1.pair_dataset(stage1.reference_dataset(stage1_references), CONFIG, crop_size=32)
+    paths, scores = stage2_files
+    crops = stage2.training_dataset(paths, scores, CONFIG, batch_size=1, crop_size=24, seed=0)
+    images = stage2.training_dataset(paths, scores, CONFIG, batch_size=2, crop_size=0, seed=0)
+    for ds in (pairs, crops, images):
+        assert ds.options().autotune.enabled is False
+
+
 def test_stage2_training_dataset_whole_images(stage2_files):
     paths, scores = stage2_files
     ds = stage2.training_dataset(paths, scores, CONFIG, batch_size=2, crop_size=0, seed=0)

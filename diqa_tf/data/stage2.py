@@ -9,7 +9,13 @@ import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data.stage1 import MARGIN, echoed_batches, random_distortion, with_seeds
+from diqa_tf.data.stage1 import (
+    MARGIN,
+    echoed_batches,
+    random_distortion,
+    with_seeds,
+    without_autotuning,
+)
 
 
 def _load(path, score, config):
@@ -102,7 +108,7 @@ def training_dataset(
             reduce_func=lambda key, window: window.batch(batch_size),
             window_size=batch_size,
         )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return without_autotuning(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def _size_key(image):
