@@ -32,6 +32,7 @@ def main():
 
     from diqa_tf.config import TrainingRecipe
     from diqa_tf.data import files
+    from diqa_tf.training.precision import resolve_precision
     from diqa_tf.training.stage1 import train_stage1
 
     paths, problems = files.find_images([str(_common.DATA / "references")])
@@ -63,7 +64,7 @@ def main():
             "training_seconds": metrics["training_seconds"],
             "val_loss_per_epoch": val_loss,
             "validation": validation,
-            "precision": stage1.precision,
+            "precision": resolve_precision(stage1.precision),  # what "auto" took here
         }
         print(rows[-1], flush=True)
 

@@ -13,7 +13,7 @@ fresh for every step (the recipe) and with data echoing (`--echo`: the recipe's
 pair_echo / crop_echo, each example used that many times).
 
 With --autotune-baseline, each pipeline is also timed with tf.data's autotuning back on
-(TF's default; the training pipelines turn it off, see stage1.without_autotuning).
+(TF's default; the training pipelines turn it off, see stage1.pair_batches).
 
 Usage: python benchmarks/training_speed.py [--steps 32] [--rounds 3] [--precision P] [--echo 4 8 ...]
        [--stage1-only | --stage2-only] [--autotune-baseline]
@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import _common  # noqa: E402
 
+from diqa_tf.data.options import with_autotuning  # noqa: E402
 from diqa_tf.data.stage1 import ECHO_WINDOW_BATCHES  # noqa: E402
 
 
@@ -85,22 +86,13 @@ def pipeline_cpu_ms(ds, batch_size, batches=2 * ECHO_WINDOW_BATCHES):
     return 1000 * (time.process_time() - cpu) / (batches * batch_size)
 
 
-def autotuned(ds):
-    """`ds` with tf.data's autotuning back on (TF's default; ours turns it off)."""
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = True
-    return ds.with_options(options)
-
-
 def speed(model, real, args, stage_config, batch, unit):
     """`model`'s rate on `real` and the stall against its cached copy: (the table
     rows from the batch column on, the results entry). With --autotune-baseline, a
     second row: the same pipeline autotuned, against the same cached copy."""
     datasets = {"real": real, "cached": cached(real, 4)}
     if args.autotune_baseline:
-        datasets["autotuned"] = autotuned(real)
+        datasets["autotuned"] = with_autotuning(real, True)
     seconds, cpu = epoch_seconds(model, datasets, args.steps, args.rounds)
     making = pipeline_cpu_ms(real, stage_config.batch_size)
     training = 1000 * cpu["cached"] / (args.steps * stage_config.batch_size)
@@ -192,18 +184,14 @@ def main():
             print(rows[-1], flush=True)
     if args.stage1_only:
         return report(rows, results, args)
-    if args.stage2_only:  # stage 2 starts from an untrained stage-1 model: same cost
-        with precision_policy(s1.precision):
-            model = ErrorMapModel(preprocessing_config=pre)
-    stage1_model = model
 
-    # Stage 2
+    # Stage 2 (untrained: the weights do not change a step's cost)
     clive = _common.DATA / "clive"
     with open(clive / "mos.csv", newline="") as f:
         records = [(str(clive / r["image"]), float(r["mos"])) for r in csv.DictReader(f)]
     records = records[7 : 7 + args.clive_images]  # skip the 7 subject-training images
     with precision_policy(s2.precision):
-        model = QualityModel.from_stage1(stage1_model, score_scale=recipe.score_scale)
+        model = QualityModel(preprocessing_config=pre, score_scale=recipe.score_scale)
         model.compile(
             optimizer=keras.optimizers.Nadam(s2.learning_rate),
             ranking_weight=s2.ranking_weight,

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
 from diqa_tf.data import files
+from diqa_tf.data.options import with_autotuning
 from diqa_tf.errors import InvalidImageError
 
 logger = logging.getLogger(__name__)
@@ -317,9 +318,7 @@ class Scorer:
         # No autotuning: with the model busy on every core, deleting an autotuned
         # iterator blocked for up to 2.5 s, one call in two (measured on 24 Kodak
         # photos; 4 s of work). The map then runs one decode per core.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return ds.ignore_errors().prefetch(self.batch_size).with_options(options)
+        return with_autotuning(ds.ignore_errors().prefetch(self.batch_size), False)
 
 
 class _Batcher:

@@ -451,7 +451,7 @@ def test_stage2_training_dataset_echo(stage2_files):
 
 
 def test_training_pipelines_run_without_autotuning(stage1_references, stage2_files):
-    """Autotuning slowed training on CPUs (see stage1.without_autotuning)."""
+    """Autotuning slowed training on CPUs (see stage1.pair_batches)."""
     pairs = stage1.pair_dataset(stage1.reference_dataset(stage1_references), CONFIG, crop_size=32)
     paths, scores = stage2_files
     crops = stage2.training_dataset(paths, scores, CONFIG, batch_size=1, crop_size=24, seed=0)

@@ -13,6 +13,7 @@ import tensorflow as tf
 from diqa_tf import ops, preprocessing
 from diqa_tf.config import PreprocessingConfig
 from diqa_tf.data import distortions
+from diqa_tf.data.options import with_autotuning
 
 MARGIN = 16
 # With data echoing, the copies of one example are spread over a shuffle window this
@@ -134,20 +135,6 @@ def with_seeds(ds, seed):
     return tf.data.Dataset.zip(ds, seeds)
 
 
-def without_autotuning(ds):
-    """`ds` with tf.data's autotuning off: its parallel maps then run one call per core.
-
-    On CPUs that also train, autotuning could cost more than the pipeline's own work:
-    with pair_echo 4 on 2 AVX2 cores, making pairs took 3.8% of the CPU, yet stage 1
-    trained 10.6% slower on the autotuned pipeline than on batches cached in
-    memory, and 2.2% slower with autotuning off (benchmarks/training_speed.py
-    --autotune-baseline). `Scorer` turns it off for its own reason (see inference.py).
-    """
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.with_options(options)
-
-
 def echoed_batches(ds, echo, batch_size, seed):
     """Batches of `batch_size` elements of `ds`, each element used `echo` times.
 
@@ -210,4 +197,7 @@ def pair_batches(
     ds = ds.unbatch().filter(lambda inputs, targets, rel: rel >= min_crop_reliability)
     ds = ds.map(lambda inputs, targets, rel: (inputs, targets))
     ds = echoed_batches(ds, echo, batch_size, seed).prefetch(tf.data.AUTOTUNE)
-    return without_autotuning(ds)
+    # No autotuning: with pair_echo 4 on 2 AVX2 cores, making pairs took 3.8% of the
+    # CPU, yet stage 1 trained 10.6% slower on the autotuned pipeline than on batches
+    # cached in memory, and 2.2% slower without (training_speed.py --autotune-baseline).
+    return with_autotuning(ds, False)

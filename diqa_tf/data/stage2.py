@@ -9,13 +9,8 @@ import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data.stage1 import (
-    MARGIN,
-    echoed_batches,
-    random_distortion,
-    with_seeds,
-    without_autotuning,
-)
+from diqa_tf.data.options import with_autotuning
+from diqa_tf.data.stage1 import MARGIN, echoed_batches, random_distortion, with_seeds
 
 
 def _load(path, score, config):
@@ -108,7 +103,7 @@ def training_dataset(
             reduce_func=lambda key, window: window.batch(batch_size),
             window_size=batch_size,
         )
-    return without_autotuning(ds.prefetch(tf.data.AUTOTUNE))
+    return with_autotuning(ds.prefetch(tf.data.AUTOTUNE), False)  # as stage1.pair_batches
 
 
 def _size_key(image):
