@@ -367,3 +367,24 @@ def test_benchmark_refuses_folds_that_do_not_match(capsys, tmp_path, tiny_recipe
     (line,) = error_lines(err)
     assert "not a folds file" in line
     assert not (tmp_path / "out" / "protocol.json").exists()
+
+
+def test_benchmark_run_resumes_after_new_settings_were_added(capsys, tmp_path, tiny_recipe):
+    """A protocol.json written before a setting existed reads as that setting's default."""
+    csv_path = build_authentic_csv(tmp_path / "db")
+    output = tmp_path / "out"
+    argv = ["--database", "csv", "--root", csv_path, "--splits", "1", "--train-ratio", "0.67",
+            "--config", tiny_recipe, "--output", output]
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 0, err
+    recorded = json.loads((output / "protocol.json").read_text())
+    del recorded["settings"]["folds"], recorded["recipe"]["stage2"]["pair_ranking_weight"]
+    (output / "protocol.json").write_text(json.dumps(recorded))
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 0, err
+    assert "finished before, kept" in out
+
+    recorded["recipe"]["stage2"]["pair_ranking_weight"] = 0.5  # a real change is refused
+    (output / "protocol.json").write_text(json.dumps(recorded))
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 1 and "recipe.stage2" in error_lines(err)[0]

@@ -340,15 +340,17 @@ def _check_settings(output_dir, settings, recipe):
 
     `splits` may change: split i is the same whatever their number (its own seed, or
     fold i), so a rerun with more splits extends a run and one with fewer reports part.
+    A setting that a run's `protocol.json` predates counts as its default there (what
+    the code that wrote it did), so runs survive new options.
     """
     path = output_dir / "protocol.json"
-    current = {"settings": dataclasses.asdict(settings), "recipe": dataclasses.asdict(recipe)}
-    current = json.loads(json.dumps(current))  # tuples -> lists, as read back
+    current = _as_json(settings, recipe)
     if path.is_file():
         try:
             previous = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise DIQAError(f"{path}: cannot be read ({e})") from None
+        previous = _merged(_as_json(ProtocolSettings("", ""), TrainingRecipe()), previous)
         changed = [
             f"{section}.{key}"
             for section in current
@@ -363,3 +365,15 @@ def _check_settings(output_dir, settings, recipe):
             )
         return
     write_atomic(path, json.dumps(current, indent=2))
+
+
+def _as_json(settings, recipe):
+    current = {"settings": dataclasses.asdict(settings), "recipe": dataclasses.asdict(recipe)}
+    return json.loads(json.dumps(current))  # tuples -> lists, as read back
+
+
+def _merged(defaults, values):
+    """`values` over `defaults`, recursively for dicts."""
+    if not isinstance(defaults, dict) or not isinstance(values, dict):
+        return values
+    return {**defaults, **{k: _merged(defaults.get(k), v) for k, v in values.items()}}
