@@ -344,6 +344,15 @@ def test_benchmark_on_fixed_folds_runs_each_fold_and_extends(capsys, tmp_path, t
     assert out.count("finished before, kept") == 2 and "split 3:" in out
     assert _results(output)["splits_done"] == 3
 
+    # The folds count by their contents: the same file elsewhere resumes the run.
+    moved = tmp_path / "elsewhere" / "folds.json"
+    moved.parent.mkdir()
+    moved.write_bytes(folds_path.read_bytes())
+    argv[argv.index(folds_path)] = moved
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 0, err
+    assert out.count("finished before, kept") == 3
+
 
 def test_benchmark_refuses_folds_that_do_not_match(capsys, tmp_path, tiny_recipe):
     csv_path = build_authentic_csv(tmp_path / "db")

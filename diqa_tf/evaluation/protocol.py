@@ -16,6 +16,7 @@ that have a `result.json` and resumes an interrupted one from its training's bac
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -341,7 +342,8 @@ def _check_settings(output_dir, settings, recipe):
     `splits` may change: split i is the same whatever their number (its own seed, or
     fold i), so a rerun with more splits extends a run and one with fewer reports part.
     A setting that a run's `protocol.json` predates counts as its default there (what
-    the code that wrote it did), so runs survive new options.
+    the code that wrote it did), so runs survive new options. A folds file counts by
+    its contents, wherever the checkout is.
     """
     path = output_dir / "protocol.json"
     current = _as_json(settings, recipe)
@@ -369,6 +371,9 @@ def _check_settings(output_dir, settings, recipe):
 
 def _as_json(settings, recipe):
     current = {"settings": dataclasses.asdict(settings), "recipe": dataclasses.asdict(recipe)}
+    if settings.folds:
+        digest = hashlib.sha256(Path(settings.folds).read_bytes()).hexdigest()
+        current["settings"]["folds"] = f"sha256:{digest}"
     return json.loads(json.dumps(current))  # tuples -> lists, as read back
 
 
