@@ -44,7 +44,7 @@ def test_find_images_files_folders_globs(image_folder, tmp_path):
     ]
     assert problems == [
         (str(tmp_path / "missing.png"), "no such file or folder"),
-        (str(empty), "folder holds no PNG/JPEG/BMP/GIF image"),
+        (str(empty), "folder holds no image (PNG, JPEG, BMP, GIF, WebP, TIFF, HEIC, AVIF)"),
         (str(tmp_path / "*.bmp"), "pattern matches no file"),
     ]
 
