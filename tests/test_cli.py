@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -397,6 +398,7 @@ def test_train_stage1_then_stage2_then_predict(capsys, tmp_path, scored_csv, ima
     )
     assert status == 0, err
     assert "stage 1 done" in out
+    assert re.search(r"^epoch 1/1: 2 steps in [\d.]+ s; loss \S+, .*val_loss ", out, re.M), out
     for name in ("stage1.keras", "stage1_log.csv", "stage1_metrics.json"):
         assert (run1 / name).is_file(), name
     metrics = json.loads((run1 / "stage1_metrics.json").read_text())
@@ -445,6 +447,32 @@ def test_train_stage1_then_stage2_then_predict(capsys, tmp_path, scored_csv, ima
     assert status == 0, err
     metrics = json.loads((tmp_path / "run4" / "stage2_metrics.json").read_text())
     assert metrics["training_images"] == 8 and "holdout" not in metrics
+
+
+def test_train_log_to_a_file_is_one_plain_line_per_epoch(
+    capsys, tmp_path, scored_csv, tiny_stage1_model_path
+):
+    """Standard output is not a terminal here (as in `diqa train ... > log`), and no
+    --quiet: no progress bar, no ANSI escapes, one line an epoch with the held-out
+    correlations."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_RECIPE.format(holdout=0.375).replace("epochs = 1", "epochs = 2"))
+    status, out, err = run_cli(
+        capsys, "train", "stage2", "--csv", scored_csv, "--stage1", tiny_stage1_model_path,
+        "--config", config, "--output", tmp_path / "run",
+    )
+    assert status == 0, err
+    assert "\x1b" not in out + err and "\r" not in out + err and "\x08" not in out + err
+    lines = out.splitlines()
+    assert lines[0].startswith("stage 2: ") and lines[-1].startswith("stage 2 done")
+    epoch_lines = lines[1:-1]
+    assert len(epoch_lines) == 2, out
+    for epoch, line in enumerate(epoch_lines, 1):
+        assert re.fullmatch(
+            rf"epoch {epoch}/2: 2 steps in [\d.]+ s; loss \S+, .*holdout_srcc \S+, "
+            r"holdout_plcc \S+",
+            line,
+        ), line
 
 
 def test_train_stage2_small_holdout(capsys, tmp_path, scored_csv, tiny_stage1_model_path):
