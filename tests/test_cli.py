@@ -137,6 +137,31 @@ def test_predict_output_csv_and_json(capsys, model, image_folder, tmp_path):
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def test_predict_clip_limits_scores_to_the_models_scale(capsys, image_folder, tmp_path):
+    """A 1-bit image lies far outside the shipped model's CLIVE training data: it scores
+    far below 0 on the 0-100 scale; --clip makes that 0 and leaves in-range scores as
+    they are."""
+    from PIL import Image
+
+    binary = np.random.default_rng(0).random((64, 64)) > 0.5
+    one_bit = tmp_path / "one_bit.png"
+    Image.fromarray(binary).save(one_bit)
+    assert Image.open(one_bit).mode == "1"
+    inputs = [one_bit, image_folder / "a.png", tmp_path / "missing.png"]
+    status, out, err = run_cli(capsys, "predict", *inputs)
+    raw = parse_score_csv(out)
+    assert status == 1 and raw[str(one_bit)] < -10, raw  # the premise
+    status, out, err = run_cli(capsys, "predict", *inputs, "--clip")
+    assert status == 1
+    assert_no_traceback(err)
+    assert len(error_lines(err)) == 1 and "missing.png: no such file" in error_lines(err)[0]
+    clipped = parse_score_csv(out)
+    assert list(clipped) == [str(one_bit), str(image_folder / "a.png")]
+    assert clipped[str(one_bit)] == 0.0
+    expected = min(max(raw[str(image_folder / "a.png")], 0.0), 100.0)
+    assert clipped[str(image_folder / "a.png")] == expected
+
+
 @pytest.fixture
 def bad_inputs(tmp_path, textured_image):
     """{reason keyword: path} of inputs that must each fail alone."""
