@@ -568,17 +568,26 @@ def test_train_stage1_flat_reference_is_left_out_not_hung(capsys, tmp_path, text
 
 
 def test_demo(capsys, model, tmp_path):
+    """The quality model is a random one; the error maps come from the shipped stage-1
+    model, and on the full-size photos its mean error rises with the noise level."""
     output = tmp_path / "demo"
     status, out, err = run_cli(capsys, "demo", "--model", model, "--output", output)
     assert status == 0, err
-    table = {}
+    tables = {"quality": {}, "objective error": {}}
+    table = None
     for line in out.splitlines():
         parts = line.split()
-        if parts and parts[0] in ("jpeg", "gaussian_blur", "white_noise"):
+        if line.startswith("Mean predicted"):
+            table = tables["quality" if "quality" in line else "objective error"]
+            assert "stage-1 model diqa_stage1.keras" in line or table is tables["quality"]
+        elif parts and parts[0] in ("jpeg", "gaussian_blur", "white_noise"):
             table[parts[0]] = [float(v) for v in parts[1:]]
-    assert set(table) == {"jpeg", "gaussian_blur", "white_noise"}, out
-    assert all(len(row) == 6 and all(math.isfinite(v) for v in row) for row in table.values())
+    for table in tables.values():
+        assert set(table) == {"jpeg", "gaussian_blur", "white_noise"}, out
+        assert all(len(row) == 6 and all(math.isfinite(v) for v in row) for row in table.values())
+    noise = tables["objective error"]["white_noise"]
+    assert all(later > earlier for earlier, later in zip(noise, noise[1:])), noise
     assert (output / "demo_maps.png").stat().st_size > 0
     rows = (output / "demo_scores.csv").read_text().splitlines()
-    assert rows[0] == "photo,distortion,level,score"
+    assert rows[0] == "photo,distortion,level,score,mean_error"
     assert len(rows) == 73
