@@ -534,3 +534,27 @@ def test_stage2_ranking_pairs(tmp_path):
         assert not np.allclose(inputs["image"], inputs["distorted_image"])
     with pytest.raises(ValueError, match="needs training crops"):
         stage2.training_dataset(paths, [1.0] * 3, CONFIG, 2, crop_size=0, seed=0, ranking=True)
+
+
+def test_training_pipelines_read_what_predict_reads(tmp_path, textured_image):
+    """formats.decode_file (stage-2 and database-pair pipelines): TF decodes its
+    formats in the graph, Pillow the others; both as files.read_image gives them."""
+    from PIL import Image
+
+    from diqa_tf.data import formats
+
+    rgb = textured_image(20, 24)
+    paths = [tmp_path / "a.png", tmp_path / "a.webp", tmp_path / "a.tif", tmp_path / "g16.tif"]
+    Image.fromarray(rgb).save(paths[0])
+    Image.fromarray(rgb).save(paths[1], lossless=True)
+    Image.fromarray(rgb).save(paths[2])
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257 + 3).save(paths[3])
+    dataset = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(formats.decode_file)
+    for path, image in zip(paths, dataset):
+        np.testing.assert_array_equal(image.numpy(), files.read_image(path).numpy())
+    for image in list(dataset)[:3]:
+        np.testing.assert_array_equal(image.numpy(), rgb.astype(np.float32))
+    (tmp_path / "cut.tif").write_bytes(paths[2].read_bytes()[:40])
+    broken = tf.data.Dataset.from_tensors(str(tmp_path / "cut.tif")).map(formats.decode_file)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a readable TIFF image"):
+        list(broken)

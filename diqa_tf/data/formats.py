@@ -92,6 +92,28 @@ def decode(contents):
     return tf.constant(array)
 
 
+def decode_file(path):
+    """A file's image as float32 RGB 0-255 [H, W, 3], in a tf.data graph.
+
+    TF decodes its formats in the graph; the others (TIFF, HEIC, AVIF) go through
+    `decode` in Python (tf.numpy_function), so training reads what `diqa predict` reads.
+    """
+    contents = tf.io.read_file(path)
+
+    def with_pillow(data):
+        try:
+            return ops.to_float(decode(data)).numpy()
+        except UnreadableImage as e:  # tf.data raises it as InvalidArgumentError
+            raise ValueError(str(e)) from None
+
+    image = tf.cond(
+        ops.is_decodable(contents),
+        lambda: ops.decode_image(contents),
+        lambda: tf.numpy_function(with_pillow, [contents], tf.float32, stateful=False),
+    )
+    return tf.ensure_shape(image, [None, None, 3])
+
+
 def size(contents):
     """(width, height) from the header (Pillow's open decodes nothing), or None if unknown."""
     kind = sniff(contents)

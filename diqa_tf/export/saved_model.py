@@ -26,10 +26,8 @@ from diqa_tf.data.files import WHOLE_IMAGE_MAX_PIXELS, too_large
 from diqa_tf.data.formats import TF_FORMATS
 from diqa_tf.export.warmup import WARMUP_FILE, serving_protos, write_warmup_file
 
-# The leading bytes of the formats decoded in the graph (as formats.sniff), checked
-# first so that anything else is named by its index; tf.io.decode_image also knows
-# JPEG XL, which the package does not claim to support.
-_MAGIC = ((0, b"\x89PNG"), (0, b"\xff\xd8\xff"), (0, b"GIF"), (0, b"BM"), (8, b"WEBP"))
+# Checked before decoding (ops.is_decodable), so that anything else is named by its
+# index; tf.io.decode_image also knows JPEG XL, which the package does not claim to read.
 _NOT_DECODED = (
     "image {} of the request is not a " + ", ".join(TF_FORMATS[:-1]) + f" or {TF_FORMATS[-1]} "
     "image (TIFF, HEIC and AVIF are read by `diqa predict` only)"
@@ -93,11 +91,9 @@ def serving_functions(model):
 
     def score_one(args):
         index, contents = args
-        head = ops.leading_bytes(contents, 12)
-        known = tf.reduce_any(
-            [tf.strings.substr(head, start, len(m)) == m for start, m in _MAGIC]
+        check = tf.debugging.Assert(
+            ops.is_decodable(contents), [tf.strings.format(_NOT_DECODED, index)]
         )
-        check = tf.debugging.Assert(known, [tf.strings.format(_NOT_DECODED, index)])
         with tf.control_dependencies([check]):
             image = ops.decode_image(contents)
         with tf.control_dependencies(_check_size(image, config, index)):

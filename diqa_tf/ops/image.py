@@ -12,6 +12,18 @@ def leading_bytes(contents, length):
     return tf.strings.join([tf.strings.substr(contents, 0, length), b"\0" * length])
 
 
+# The leading bytes (offset, bytes) of the formats `decode_image` reads.
+_DECODED_MAGIC = ((0, b"\x89PNG"), (0, b"\xff\xd8\xff"), (0, b"GIF"), (0, b"BM"), (8, b"WEBP"))
+
+
+def is_decodable(contents):
+    """True for bytes that start like PNG, JPEG, GIF, BMP or WebP (works in graphs)."""
+    head = leading_bytes(contents, 12)
+    return tf.reduce_any(
+        [tf.strings.substr(head, start, len(m)) == m for start, m in _DECODED_MAGIC]
+    )
+
+
 def is_16_bit_png(contents):
     """True for PNG bytes whose IHDR says 16 bits per sample (works in graphs)."""
     head = leading_bytes(contents, 25)
