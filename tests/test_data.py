@@ -558,3 +558,24 @@ def test_training_pipelines_read_what_predict_reads(tmp_path, textured_image):
     broken = tf.data.Dataset.from_tensors(str(tmp_path / "cut.tif")).map(formats.decode_file)
     with pytest.raises(tf.errors.InvalidArgumentError, match="not a readable TIFF image"):
         list(broken)
+
+
+def test_images_beyond_tfs_decoder_go_through_pillow(tmp_path, textured_image, monkeypatch):
+    """TF's JPEG decoder refuses 179 megapixels and more (a 200 MP phone photo): such
+    files are decoded by Pillow instead. Tried here with the threshold lowered."""
+    from PIL import Image
+
+    from diqa_tf.data import formats
+
+    rgb = textured_image(20, 24)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=95)
+    by_tf = {name: files.read_image(tmp_path / name).numpy() for name in ("a.png", "a.jpg")}
+    decoders = []
+    original = formats._pillow_array
+    monkeypatch.setattr(formats, "_pillow_array", lambda *a: decoders.append(1) or original(*a))
+    monkeypatch.setattr(formats, "TF_MAX_PIXELS", 20 * 24 - 1)
+    np.testing.assert_array_equal(files.read_image(tmp_path / "a.png").numpy(), by_tf["a.png"])
+    # Two JPEG decoders: close, not equal (upsampling of the chroma differs).
+    assert np.abs(files.read_image(tmp_path / "a.jpg").numpy() - by_tf["a.jpg"]).mean() < 2
+    assert len(decoders) == 2

@@ -30,6 +30,10 @@ EXTENSIONS = (
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 
+# TF's JPEG decoder refuses images of 2**29 bytes or more (RGB: 179 megapixels, e.g.
+# 200-megapixel phone photos); larger files in TF's formats go through Pillow.
+TF_MAX_PIXELS = 2**29 // 3 - 1
+
 # Pillow's decompression-bomb limit and the warnings filters are process-wide
 # settings: see `_opened` (Scorer reads files on two threads).
 PILLOW_LOCK = threading.Lock()
@@ -77,19 +81,22 @@ def decode(contents):
         raise UnreadableImage(
             f"not a readable image (its first bytes match no supported format: {SUPPORTED})"
         )
-    if kind in TF_FORMATS:
+    if kind in TF_FORMATS and _pixels(contents) <= TF_MAX_PIXELS:
         if kind == "PNG" and bool(ops.is_16_bit_png(contents)):
             return ops.decode_16_bit_png(contents)
         return ops.decode_8_bit(contents)
+    return tf.convert_to_tensor(_pillow_array(contents, kind))
+
+
+def _pillow_array(contents, kind):
     try:
         with _opened(contents, kind) as image:
             image.seek(0)  # the first page or frame
-            array = _rgb_array(image, kind)
+            return _rgb_array(image, kind)
     except UnreadableImage:
         raise
     except Exception as e:  # Pillow raises many types for broken files
         raise UnreadableImage(f"not a readable {kind} image ({first_line(e)})") from None
-    return tf.constant(array)
 
 
 def decode_file(path):
@@ -112,6 +119,11 @@ def decode_file(path):
         lambda: tf.numpy_function(with_pillow, [contents], tf.float32, stateful=False),
     )
     return tf.ensure_shape(image, [None, None, 3])
+
+
+def _pixels(contents):
+    width, height = size(contents) or (0, 0)  # unknown: TF's decoder says what is wrong
+    return width * height
 
 
 def size(contents):
@@ -155,7 +167,7 @@ def _rgb_array(image, kind):
             "samples, whose range is unknown; save it with 8 or 16 bits per sample"
         )
     # 16-bit colour TIFFs open as 8-bit RGB (Pillow keeps each sample's high byte).
-    return np.asarray(image.convert("RGB"))
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def _heif_available():
