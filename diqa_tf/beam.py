@@ -28,7 +28,7 @@ from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerTensor
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data import files
+from diqa_tf.data import files, formats
 from diqa_tf.errors import ConfigError, InvalidImageError, ModelError
 
 # The shipped model as a SavedModel, beside the .keras file in `saved_models/`.
@@ -153,11 +153,13 @@ def _score_batch(model, batch, inference_args, model_id=None):
 class _ReadImage(beam.DoFn):
     """path -> (path, bytes), or (path, reason) on the `errors` output.
 
-    The same checks as `diqa predict` (files.read_image): readable, not empty, at
-    most MAX_PIXELS, decodable, both sides at least `min_size`. One bad image in a
-    batch would fail the whole signature call, so bad ones never reach a batch.
-    Decoding here and again in the graph costs a second decode per image; the
-    network costs far more.
+    The same checks as `diqa predict` (files.read_image): readable, not empty,
+    decodable, both sides at least `min_size`, and at most WHOLE_IMAGE_MAX_PIXELS
+    (the SavedModel scores whole images). One bad image in a batch would fail the
+    whole signature call, so bad ones never reach a batch. The formats the graph
+    cannot decode (TIFF, HEIC, AVIF) go on as lossless PNGs at their own depth, so
+    they score as in `diqa predict`. Decoding here and again in the graph costs a
+    second decode per image; the network costs far more.
     """
 
     def __init__(self, min_size):
@@ -167,11 +169,15 @@ class _ReadImage(beam.DoFn):
     def process(self, path):
         try:
             contents = _read_bytes(path)
-            files.decode_contents(path, contents, self.min_size)
+            image = files.decode_contents(
+                path, contents, self.min_size, files.WHOLE_IMAGE_MAX_PIXELS, native=True
+            )
         except InvalidImageError as e:
             self.failed.inc()
             yield beam.pvalue.TaggedOutput("errors", (path, e.reason))
             return
+        if formats.sniff(contents) not in formats.TF_FORMATS:
+            contents = tf.io.encode_png(image).numpy()
         yield path, contents
 
 

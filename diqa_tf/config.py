@@ -74,6 +74,10 @@ class ScoreScale:
                 f"`high` must be greater than `low`. Received: low={self.low}, high={self.high}"
             )
 
+    def clip(self, score: float) -> float:
+        """`score` limited to [low, high] (a score beyond them: see the README)."""
+        return min(max(score, self.low), self.high)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -10,15 +10,16 @@ DEMO_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 DEMO_DISTORTIONS = ("jpeg", "gaussian_blur", "white_noise")
 
 
-def demo_images(seed=0):
+def demo_images(photos=None, seed=0):
     """[(photo, distortion, level or None, RGB uint8-valued float32)].
 
-    Level None is the undistorted photo; levels 0-4 go from mild to severe.
+    `photos`: [(name, uint8 RGB)], default scikit-image's DEMO_PHOTOS. Level None is
+    the undistorted photo; levels 0-4 go from mild to severe.
     """
+    if photos is None:
+        photos = [(name, photo) for name, photo in skimage_photos() if name in DEMO_PHOTOS]
     items = []
-    for name, photo in skimage_photos():
-        if name not in DEMO_PHOTOS:
-            continue
+    for name, photo in photos:
         image = tf.constant(photo, tf.float32)
         for kind in DEMO_DISTORTIONS:
             items.append((name, kind, None, photo.astype(np.float32)))
@@ -29,27 +30,32 @@ def demo_images(seed=0):
     return items
 
 
-def run_demo(scorer):
-    """Score every demo image. Returns (items, outputs): outputs[i] has score and maps."""
-    items = demo_images()
+def run_demo(explainer, photos=None):
+    """Explain every demo image (`explainer`: a diqa_tf.explain.Explainer; with a
+    stage-1 model its error maps are the faithful ones). Returns (items, outputs):
+    outputs[i] has the score, error_map and quality_map of items[i]."""
+    items = demo_images(photos)
     outputs = []
     for _, _, _, image in items:
-        out = scorer.predict_batch([image])
-        outputs.append({key: value[0] for key, value in out.items()})
+        result = explainer.explain(image)
+        outputs.append(
+            {"score": result.score, "error_map": result.error_map,
+             "quality_map": result.quality_map}
+        )
     return items, outputs
 
 
-def score_table(items, outputs):
-    """{distortion: [mean score over photos at level None, 0, 1, 2, 3, 4]}."""
+def mean_table(items, outputs, key="score"):
+    """{distortion: [mean of `key` over photos (and map cells) at level None, 0, ..., 4]}."""
     table = {}
     for kind in DEMO_DISTORTIONS:
         row = []
         for level in (None, *range(distortions.NUM_LEVELS)):
-            scores = [
-                float(o["score"])
+            values = [
+                float(np.mean(o[key]))
                 for (_, k, lvl, _), o in zip(items, outputs)
                 if k == kind and lvl == level
             ]
-            row.append(float(np.mean(scores)))
+            row.append(float(np.mean(values)))
         table[kind] = row
     return table

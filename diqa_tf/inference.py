@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
-from diqa_tf.data import files
+from diqa_tf.data import files, formats
 from diqa_tf.data.options import with_autotuning
 from diqa_tf.errors import InvalidImageError
 
@@ -202,8 +202,10 @@ class Scorer:
         Equal to the whole-image score up to float rounding: global average pooling
         is a sum over cells, and the two handcrafted features (mean reliability,
         std of I_low) are computed from their sums and sums of squares, not per tile.
+        `image`: float on 0-255, or uint8/uint16 (converted a tile at a time, so a
+        large image is held at a quarter or half of float32's memory).
         """
-        image = tf.convert_to_tensor(image, tf.float32)
+        image = tf.convert_to_tensor(image)
         height, width = int(image.shape[0]), int(image.shape[1])
         rows = tile_spans(height, self.tile_size, self.halo, self.stride)
         cols = tile_spans(width, self.tile_size, self.halo, self.stride)
@@ -212,7 +214,7 @@ class Scorer:
         for r0, r1, c0, c1 in rows:
             for k0, k1, d0, d1 in cols:
                 core = tf.constant([c0 - r0, d0 - k0, c1 - r0, d1 - k0], tf.int32)
-                sums = self._tile_sums(image[r0:r1, k0:k1], core)
+                sums = self._tile_sums(ops.to_float(image[r0:r1, k0:k1]), core)
                 conv_sum += sums[0].numpy()
                 r_sum += float(sums[1])
                 low_sum += float(sums[2])
@@ -258,10 +260,11 @@ class Scorer:
                     scores[paths[index]] = float(value)
                 on_done(len(indices))
 
-        def diagnose(index):
-            """A file the pipeline dropped: read it alone, for the reason (or a score)."""
+        def read_alone(index):
+            """A file the pipeline left out: too large for it, decoded by Pillow, or
+            broken. Read here alone at its own depth: a score, or the reason."""
             try:
-                image = files.read_image(paths[index], self.config.min_size)
+                image = files.read_image(paths[index], self.config.min_size, native=True)
             except InvalidImageError as e:
                 errors.append(e)
                 on_done(1)
@@ -272,14 +275,14 @@ class Scorer:
         for index, image in self._decoded(paths):
             index = int(index)
             for missing in range(expected, index):
-                diagnose(missing)
+                read_alone(missing)
             expected = index + 1
             if min(image.shape[0], image.shape[1]) < self.config.min_size:
-                diagnose(index)  # too small: read_image says so, with the size
+                read_alone(index)  # too small: read_image says so, with the size
                 continue
             finish(pending.add(index, image))
         for missing in range(expected, len(paths)):
-            diagnose(missing)
+            read_alone(missing)
         finish(pending.flush())
         return scores, errors
 
@@ -288,8 +291,10 @@ class Scorer:
 
         Files are read and checked against MAX_PIXELS from their header in Python
         (cheap; refuses decompression bombs before decoding), decoded by a parallel
-        tf.data map; files that fail anywhere are skipped here and diagnosed by the
-        caller, which reads them again alone for the error message.
+        tf.data map to float32. Left out, for the caller to read alone: files that
+        fail anywhere, images above `tile_pixels` (read at their own depth, a
+        quarter of float32's memory for 8 bits, and converted tile by tile) and the
+        formats TF does not decode (formats.PILLOW_FORMATS).
         """
 
         def contents():
@@ -297,10 +302,12 @@ class Scorer:
                 try:
                     with open(path, "rb") as f:
                         data = f.read()
-                    files.check_pixel_count(path, data)
+                    pixels = files.check_pixel_count(path, data)
                 except (OSError, InvalidImageError):
                     continue
-                if data:
+                if not data or formats.sniff(data) not in formats.TF_FORMATS:
+                    continue
+                if pixels is None or pixels <= self.tile_pixels:
                     yield index, data
 
         ds = tf.data.Dataset.from_generator(
@@ -334,10 +341,12 @@ class _Batcher:
         self.waiting = 0
 
     def add(self, index, image):
+        """`image`: [H, W, 3], float32 on 0-255, or uint8/uint16 (see ops.to_float)."""
         height, width = int(image.shape[0]), int(image.shape[1])
         pixels = height * width
         if pixels > self.scorer.tile_pixels:
             return [([index], [self.scorer.score_tiled(image)])]
+        image = ops.to_float(image)
         group = self.groups.setdefault((height, width), [])
         group.append((index, image))
         self.waiting += 1

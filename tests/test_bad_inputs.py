@@ -24,7 +24,10 @@ import tensorflow as tf
 from PIL import Image
 from test_cli import ERROR_PREFIX, assert_no_traceback, error_lines, parse_score_csv, run_cli
 
-from diqa_tf.data.files import MAX_PIXELS
+from diqa_tf.data.files import MAX_PIXELS, WHOLE_IMAGE_MAX_PIXELS
+
+# The first bytes of a HEIC file (its "ftyp" box): enough to be recognized as one.
+HEIC_HEADER = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64
 
 
 @dataclasses.dataclass
@@ -39,6 +42,7 @@ class Run:
     folder: Path | None = None  # explain's --output, evaluate's --report
     folder_files: tuple = ()  # exactly the files `folder` must hold (none: no folder)
     no_matplotlib: bool = False  # run as if the [viz] extra were not installed
+    no_heif: bool = False  # run as if pillow-heif (the [heic] extra) were not installed
 
 
 class Workspace:
@@ -129,6 +133,47 @@ def png_header_only(width, height):
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
             + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+def tiff_rgb_16_bit(w, name="deep_rgb.tif"):
+    """An uncompressed 16-bit RGB TIFF of w.image * 257 (Pillow cannot write one)."""
+    height, width = w.image.shape[:2]
+    data = (w.image.astype("<u2") * 257).tobytes()
+    tags = [  # (tag, type, count, value): types 3 SHORT, 4 LONG
+        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 3, None), (259, 3, 1, 1),
+        (262, 3, 1, 2), (273, 4, 1, None), (277, 3, 1, 3), (278, 4, 1, height),
+        (279, 4, 1, len(data)), (284, 3, 1, 1),
+    ]
+    ifd_size = 2 + 12 * len(tags) + 4
+    bits_at = 8 + ifd_size
+    data_at = bits_at + 6
+    entries = b""
+    for tag, kind, count, value in tags:
+        value = {258: bits_at, 273: data_at}.get(tag, value)
+        packed = struct.pack("<H", value) + b"\0\0" if kind == 3 and count == 1 else (
+            struct.pack("<I", value))
+        entries += struct.pack("<HHI", tag, kind, count) + packed
+    header = b"II*\0" + struct.pack("<I", 8)
+    ifd = struct.pack("<H", len(tags)) + entries + struct.pack("<I", 0)
+    return w.write(name, header + ifd + struct.pack("<HHH", 16, 16, 16) + data)
+
+
+def tiff_grey_16_bit(w):
+    """A 16-bit grey TIFF and its twin, the 16-bit grey PNG of the same values."""
+    luma = w.image[..., 1].astype(np.uint16) * 257 + np.uint16(100)  # not 8-bit values
+    image = Image.fromarray(luma)
+    assert image.mode == "I;16"
+    return w.save(image, "deep_grey.tif"), w.save(image, "deep_grey.png")
+
+
+def float_tiff(w):
+    return w.save(Image.fromarray(w.image[..., 0].astype(np.float32)), "float.tif")
+
+
+def heic(w):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    return w.save(w.image, "phone.heic", quality=-1)
 
 
 def truncated_jpeg(w):
@@ -237,18 +282,37 @@ CASES = {
     "corrupt-jpeg": lambda w: w.bad_image(corrupt_jpeg(w), "truncated or corrupt"),
     "8x8": lambda w: w.bad_image(w.save(w.image[:8, :8], "tiny.png"), "8x8"),
     "20000x20000-header": lambda w: w.bad_image(
-        w.write("huge.png", png_header_only(20000, 20000)), "too large"),
+        w.write("huge.png", png_header_only(20000, 20000)), "20000x20000, more than the"),
     "20000x20000-jpeg-header": lambda w: w.bad_image(
-        jpeg_header_only(w, 20000, 20000), "too large"),
-    "8000x8000-header": lambda w: w.bad_image(
-        w.write("big.png", png_header_only(8000, 8000)),
-        f"8000x8000, more than the {MAX_PIXELS // 1_000_000} megapixels"),
+        jpeg_header_only(w, 20000, 20000), "20000x20000, more than the"),
+    "15000x14000-header": lambda w: w.bad_image(
+        w.write("big.png", png_header_only(15000, 14000)),
+        f"15000x14000, more than the {MAX_PIXELS // 1_000_000} megapixels that can be scored"),
+    "tiff-header-only": lambda w: w.bad_image(
+        w.write("cut.tif", tiff_rgb_16_bit(w).read_bytes()[:300]), "not a readable TIFF image"),
+    "tiff-32-bit-float": lambda w: w.bad_image(float_tiff(w), "32-bit floating-point samples"),
+    "heic-without-pillow-heif": lambda w: dataclasses.replace(
+        w.bad_image(w.write("phone.heic", HEIC_HEADER), "pip install 'diqa-tf[heic]'"),
+        no_heif=True),
+    "unknown-format": lambda w: w.bad_image(
+        w.write("drawing.svg", "<svg></svg>"),
+        "supported format: PNG, JPEG, BMP, GIF, WebP, TIFF, HEIC, AVIF"),
     # predict: unusual but valid images score (like their 8-bit RGB twin where given).
     "png-16-bit": lambda w: w.valid_image(png16(w), twin=w.good),
     "grey-png": lambda w: w.valid_image(*grey(w)),
     "rgba-png": lambda w: w.valid_image(*rgba(w)),
     "cmyk-jpeg": lambda w: w.valid_image(cmyk(w)),
     "animated-gif": lambda w: w.valid_image(*animated_gif(w)),
+    "webp-lossless": lambda w: w.valid_image(
+        w.save(w.image, "lossless.webp", lossless=True), twin=w.good),
+    "webp-lossy": lambda w: w.valid_image(w.save(w.image, "lossy.webp", quality=80)),
+    "tiff-8-bit": lambda w: w.valid_image(w.save(w.image, "plain.tif"), twin=w.good),
+    "tiff-8-bit-lzw": lambda w: w.valid_image(
+        w.save(w.image, "lzw.tiff", compression="tiff_lzw"), twin=w.good),
+    "tiff-16-bit-rgb": lambda w: w.valid_image(tiff_rgb_16_bit(w), twin=w.good),
+    "tiff-16-bit-grey": lambda w: w.valid_image(*tiff_grey_16_bit(w)),
+    "avif": lambda w: w.valid_image(w.save(w.image, "photo.avif", quality=90)),
+    "heic": lambda w: w.valid_image(heic(w)),
     # predict --output
     "all-inputs-fail": lambda w: w.predict(w.tmp / "missing.png", named=w.tmp / "missing.png",
                                            keyword="no such file"),
@@ -297,12 +361,18 @@ CASES = {
     "explain-zero-bytes": lambda w: w.bad_explain_image(w.write("zero.png", b""), "empty file"),
     "explain-8x8": lambda w: w.bad_explain_image(w.save(w.image[:8, :8], "tiny.png"), "8x8"),
     "explain-20000x20000-header": lambda w: w.bad_explain_image(
-        w.write("huge.png", png_header_only(20000, 20000)), "too large"),
+        w.write("huge.png", png_header_only(20000, 20000)), "20000x20000, more than the"),
     "explain-all-inputs-fail": lambda w: w.explain(
         w.tmp / "missing.png", named=w.tmp / "missing.png", keyword="no such file"),
     "explain-png-16-bit": lambda w: w.valid_explain_image(png16(w)),
     "explain-cmyk-jpeg": lambda w: w.valid_explain_image(cmyk(w)),
     "explain-animated-gif": lambda w: w.valid_explain_image(animated_gif(w)[0]),
+    "explain-webp": lambda w: w.valid_explain_image(w.save(w.image, "photo.webp")),
+    "explain-tiff-16-bit": lambda w: w.valid_explain_image(tiff_rgb_16_bit(w)),
+    "explain-above-whole-image-limit": lambda w: w.bad_explain_image(
+        w.write("big.png", png_header_only(8000, 6000)),
+        f"8000x6000, more than the {WHOLE_IMAGE_MAX_PIXELS // 1_000_000} megapixels that can "
+        "be scored whole"),
     "explain-reference-missing": lambda w: w.explain(
         w.good, options=["--reference", w.tmp / "ref.png"], named=w.tmp / "ref.png",
         keyword="no such file"),
@@ -357,6 +427,9 @@ def test_bad_input(case, capsys, monkeypatch, tmp_path, tiny_quality_model_path,
     run = CASES[case](w)
     if run.no_matplotlib:
         monkeypatch.setitem(sys.modules, "matplotlib", None)
+    if run.no_heif:  # not importable, and its opener (if a test registered it) gone
+        monkeypatch.setitem(sys.modules, "pillow_heif", None)
+        monkeypatch.setattr(Image, "ID", [i for i in Image.ID if i != "HEIF"])
     status, out, err = run_cli(capsys, *run.argv)
 
     assert_no_traceback(err)

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,31 @@ def test_predict_output_csv_and_json(capsys, model, image_folder, tmp_path):
         assert isinstance(row["score"], float) and math.isfinite(row["score"])
         assert row["score"] == pytest.approx(csv_scores[row["path"]], abs=1e-4)
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_predict_clip_limits_scores_to_the_models_scale(capsys, image_folder, tmp_path):
+    """A 1-bit image lies far outside the shipped model's CLIVE training data: it scores
+    far below 0 on the 0-100 scale; --clip makes that 0 and leaves in-range scores as
+    they are."""
+    from PIL import Image
+
+    binary = np.random.default_rng(0).random((64, 64)) > 0.5
+    one_bit = tmp_path / "one_bit.png"
+    Image.fromarray(binary).save(one_bit)
+    assert Image.open(one_bit).mode == "1"
+    inputs = [one_bit, image_folder / "a.png", tmp_path / "missing.png"]
+    status, out, err = run_cli(capsys, "predict", *inputs)
+    raw = parse_score_csv(out)
+    assert status == 1 and raw[str(one_bit)] < -10, raw  # the premise
+    status, out, err = run_cli(capsys, "predict", *inputs, "--clip")
+    assert status == 1
+    assert_no_traceback(err)
+    assert len(error_lines(err)) == 1 and "missing.png: no such file" in error_lines(err)[0]
+    clipped = parse_score_csv(out)
+    assert list(clipped) == [str(one_bit), str(image_folder / "a.png")]
+    assert clipped[str(one_bit)] == 0.0
+    expected = min(max(raw[str(image_folder / "a.png")], 0.0), 100.0)
+    assert clipped[str(image_folder / "a.png")] == expected
 
 
 @pytest.fixture
@@ -397,6 +423,7 @@ def test_train_stage1_then_stage2_then_predict(capsys, tmp_path, scored_csv, ima
     )
     assert status == 0, err
     assert "stage 1 done" in out
+    assert re.search(r"^epoch 1/1: 2 steps in [\d.]+ s; loss \S+, .*val_loss ", out, re.M), out
     for name in ("stage1.keras", "stage1_log.csv", "stage1_metrics.json"):
         assert (run1 / name).is_file(), name
     metrics = json.loads((run1 / "stage1_metrics.json").read_text())
@@ -445,6 +472,32 @@ def test_train_stage1_then_stage2_then_predict(capsys, tmp_path, scored_csv, ima
     assert status == 0, err
     metrics = json.loads((tmp_path / "run4" / "stage2_metrics.json").read_text())
     assert metrics["training_images"] == 8 and "holdout" not in metrics
+
+
+def test_train_log_to_a_file_is_one_plain_line_per_epoch(
+    capsys, tmp_path, scored_csv, tiny_stage1_model_path
+):
+    """Standard output is not a terminal here (as in `diqa train ... > log`), and no
+    --quiet: no progress bar, no ANSI escapes, one line an epoch with the held-out
+    correlations."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_RECIPE.format(holdout=0.375).replace("epochs = 1", "epochs = 2"))
+    status, out, err = run_cli(
+        capsys, "train", "stage2", "--csv", scored_csv, "--stage1", tiny_stage1_model_path,
+        "--config", config, "--output", tmp_path / "run",
+    )
+    assert status == 0, err
+    assert "\x1b" not in out + err and "\r" not in out + err and "\x08" not in out + err
+    lines = out.splitlines()
+    assert lines[0].startswith("stage 2: ") and lines[-1].startswith("stage 2 done")
+    epoch_lines = lines[1:-1]
+    assert len(epoch_lines) == 2, out
+    for epoch, line in enumerate(epoch_lines, 1):
+        assert re.fullmatch(
+            rf"epoch {epoch}/2: 2 steps in [\d.]+ s; loss \S+, .*holdout_srcc \S+, "
+            r"holdout_plcc \S+",
+            line,
+        ), line
 
 
 def test_train_stage2_small_holdout(capsys, tmp_path, scored_csv, tiny_stage1_model_path):
@@ -515,17 +568,26 @@ def test_train_stage1_flat_reference_is_left_out_not_hung(capsys, tmp_path, text
 
 
 def test_demo(capsys, model, tmp_path):
+    """The quality model is a random one; the error maps come from the shipped stage-1
+    model, and on the full-size photos its mean error rises with the noise level."""
     output = tmp_path / "demo"
     status, out, err = run_cli(capsys, "demo", "--model", model, "--output", output)
     assert status == 0, err
-    table = {}
+    tables = {"quality": {}, "objective error": {}}
+    table = None
     for line in out.splitlines():
         parts = line.split()
-        if parts and parts[0] in ("jpeg", "gaussian_blur", "white_noise"):
+        if line.startswith("Mean predicted"):
+            table = tables["quality" if "quality" in line else "objective error"]
+            assert "stage-1 model diqa_stage1.keras" in line or table is tables["quality"]
+        elif parts and parts[0] in ("jpeg", "gaussian_blur", "white_noise"):
             table[parts[0]] = [float(v) for v in parts[1:]]
-    assert set(table) == {"jpeg", "gaussian_blur", "white_noise"}, out
-    assert all(len(row) == 6 and all(math.isfinite(v) for v in row) for row in table.values())
+    for table in tables.values():
+        assert set(table) == {"jpeg", "gaussian_blur", "white_noise"}, out
+        assert all(len(row) == 6 and all(math.isfinite(v) for v in row) for row in table.values())
+    noise = tables["objective error"]["white_noise"]
+    assert all(later > earlier for earlier, later in zip(noise, noise[1:])), noise
     assert (output / "demo_maps.png").stat().st_size > 0
     rows = (output / "demo_scores.csv").read_text().splitlines()
-    assert rows[0] == "photo,distortion,level,score"
+    assert rows[0] == "photo,distortion,level,score,mean_error"
     assert len(rows) == 73

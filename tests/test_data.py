@@ -44,7 +44,7 @@ def test_find_images_files_folders_globs(image_folder, tmp_path):
     ]
     assert problems == [
         (str(tmp_path / "missing.png"), "no such file or folder"),
-        (str(empty), "folder holds no PNG/JPEG/BMP/GIF image"),
+        (str(empty), "folder holds no image (PNG, JPEG, BMP, GIF, WebP, TIFF, HEIC, AVIF)"),
         (str(tmp_path / "*.bmp"), "pattern matches no file"),
     ]
 
@@ -534,3 +534,48 @@ def test_stage2_ranking_pairs(tmp_path):
         assert not np.allclose(inputs["image"], inputs["distorted_image"])
     with pytest.raises(ValueError, match="needs training crops"):
         stage2.training_dataset(paths, [1.0] * 3, CONFIG, 2, crop_size=0, seed=0, ranking=True)
+
+
+def test_training_pipelines_read_what_predict_reads(tmp_path, textured_image):
+    """formats.decode_file (stage-2 and database-pair pipelines): TF decodes its
+    formats in the graph, Pillow the others; both as files.read_image gives them."""
+    from PIL import Image
+
+    from diqa_tf.data import formats
+
+    rgb = textured_image(20, 24)
+    paths = [tmp_path / "a.png", tmp_path / "a.webp", tmp_path / "a.tif", tmp_path / "g16.tif"]
+    Image.fromarray(rgb).save(paths[0])
+    Image.fromarray(rgb).save(paths[1], lossless=True)
+    Image.fromarray(rgb).save(paths[2])
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257 + 3).save(paths[3])
+    dataset = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(formats.decode_file)
+    for path, image in zip(paths, dataset):
+        np.testing.assert_array_equal(image.numpy(), files.read_image(path).numpy())
+    for image in list(dataset)[:3]:
+        np.testing.assert_array_equal(image.numpy(), rgb.astype(np.float32))
+    (tmp_path / "cut.tif").write_bytes(paths[2].read_bytes()[:40])
+    broken = tf.data.Dataset.from_tensors(str(tmp_path / "cut.tif")).map(formats.decode_file)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a readable TIFF image"):
+        list(broken)
+
+
+def test_images_beyond_tfs_decoder_go_through_pillow(tmp_path, textured_image, monkeypatch):
+    """TF's JPEG decoder refuses 179 megapixels and more (a 200 MP phone photo): such
+    files are decoded by Pillow instead. Tried here with the threshold lowered."""
+    from PIL import Image
+
+    from diqa_tf.data import formats
+
+    rgb = textured_image(20, 24)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=95)
+    by_tf = {name: files.read_image(tmp_path / name).numpy() for name in ("a.png", "a.jpg")}
+    decoders = []
+    original = formats._pillow_array
+    monkeypatch.setattr(formats, "_pillow_array", lambda *a: decoders.append(1) or original(*a))
+    monkeypatch.setattr(formats, "TF_MAX_PIXELS", 20 * 24 - 1)
+    np.testing.assert_array_equal(files.read_image(tmp_path / "a.png").numpy(), by_tf["a.png"])
+    # Two JPEG decoders: close, not equal (upsampling of the chroma differs).
+    assert np.abs(files.read_image(tmp_path / "a.jpg").numpy() - by_tf["a.jpg"]).mean() < 2
+    assert len(decoders) == 2

@@ -51,3 +51,41 @@ def test_existing_export_is_kept_without_overwrite(exported):
     with pytest.raises(FileExistsError):
         export_saved_model(model, path)
     assert (path / "saved_model.pb").exists()
+
+
+def _encoded(array, format, **options):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def test_serving_default_scores_webp_and_16_bit_png_like_diqa_predict(exported, rng):
+    from diqa_tf.data import files
+
+    model, loaded, _ = exported
+    image = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    contents = [
+        _encoded(image, "WEBP", quality=80),
+        _encoded(image, "WEBP", lossless=True),
+        tf.io.encode_png(tf.constant(image.astype(np.uint16) * 257 + 60)).numpy(),
+    ]
+    expected = Scorer(model).score_arrays(
+        [files.decode_contents(f"image {i}", c) for i, c in enumerate(contents)]
+    )
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant(contents))
+    np.testing.assert_allclose(served["score"].numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert expected[1] == pytest.approx(Scorer(model).score_arrays([image])[0], abs=1e-5)
+
+
+def test_serving_default_refuses_tiff_naming_the_formats_it_decodes(exported, rng):
+    _, loaded, _ = exported
+    tiff = _encoded(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8), "TIFF")
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"image 0 of the request is not a PNG, JPEG, BMP, GIF or WebP image \(TIFF",
+    ):
+        loaded.signatures["serving_default"](image_bytes=tf.constant([tiff]))

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from diqa_tf import preprocessing
 from diqa_tf.inference import Scorer, receptive_field, tile_spans
@@ -76,15 +77,18 @@ def test_scorer_tiles_above_the_pixel_threshold(
 ):
     tiled = []
     original = scorer.score_tiled
-    monkeypatch.setattr(scorer, "score_tiled", lambda im: tiled.append(im.shape) or original(im))
+    monkeypatch.setattr(
+        scorer, "score_tiled", lambda im: tiled.append((im.shape, im.dtype)) or original(im)
+    )
     small = textured_image(96, 96, seed=1)
     large = textured_image(104, 112, seed=2)
     scores = scorer.score_arrays([small, large])
-    assert tiled == [(104, 112, 3)]
+    assert tiled == [((104, 112, 3), tf.float32)]
     files_scores, errors = scorer.score_files(
         [str(_write(tmp_path / "small.png", small)), str(_write(tmp_path / "large.png", large))]
     )
-    assert not errors and tiled == [(104, 112, 3)] * 2
+    # From a file, a large image stays uint8 (3 bytes a pixel) until each tile is scored.
+    assert not errors and tiled[1:] == [((104, 112, 3), tf.uint8)]
     expected = [_model_score(quality_model, im) for im in (small, large)]
     np.testing.assert_allclose(scores, expected, atol=1e-4)
     np.testing.assert_allclose(sorted(files_scores.values()), sorted(expected), atol=1e-4)

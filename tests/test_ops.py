@@ -459,3 +459,19 @@ def test_normalize_layer(rng):
     np.testing.assert_allclose(out2["features"], out["features"], rtol=1e-6)
     generic = keras.layers.deserialize(keras.layers.serialize(layer))
     assert isinstance(generic, Normalize) and generic.preprocessing_config == config
+
+
+@pytest.mark.parametrize("options", [{"lossless": True}, {"quality": 90}])
+def test_decode_webp(rng, options):
+    """TF's WebP decoder gives uint8 only: decode_image must not ask it for more."""
+    import io
+
+    from PIL import Image
+
+    rgb = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="WEBP", **options)
+    image = ops.decode_image(buffer.getvalue()).numpy()
+    assert image.dtype == np.float32 and image.shape == (6, 7, 3)
+    if options.get("lossless"):
+        np.testing.assert_array_equal(image, rgb.astype(np.float32))

@@ -57,8 +57,11 @@ def test_wheel_carries_the_shipped_model(tmp_path):
 
 def test_shipped_saved_model_matches_the_shipped_keras_model():
     """The committed SavedModel is an export of the committed Keras file, not a stale one."""
+    import io
+
     import numpy as np
     import tensorflow as tf
+    from PIL import Image
 
     from diqa_tf.inference import Scorer
 
@@ -67,3 +70,9 @@ def test_shipped_saved_model_matches_the_shipped_keras_model():
     loaded = tf.saved_model.load(str(ROOT / "saved_models" / "diqa_clive" / "1"))
     served = loaded.signatures["predict_image"](image=tf.constant(image[None]))["score"]
     np.testing.assert_allclose(served.numpy(), expected, rtol=1e-5, atol=1e-4)
+    # Its decoder is today's: PNG and WebP bytes (a stale export refuses WebP).
+    png = tf.io.encode_png(tf.constant(image, tf.uint8)).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(image.astype(np.uint8)).save(buffer, format="WEBP", lossless=True)
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant([png, buffer.getvalue()]))
+    np.testing.assert_allclose(served["score"].numpy(), [expected[0]] * 2, rtol=1e-5, atol=1e-4)

@@ -181,8 +181,8 @@ def test_export_without_the_serving_extra_says_what_to_install(
 @pytest.mark.parametrize(
     "name, message",
     [
-        ("not_image.png", "image 1 of the request is not a PNG/JPEG/BMP/GIF image"),
-        ("empty.jpg", "image 1 of the request is not a PNG/JPEG/BMP/GIF image"),
+        ("not_image.png", "image 1 of the request is not a PNG, JPEG, BMP, GIF or WebP image"),
+        ("empty.jpg", "image 1 of the request is not a PNG, JPEG, BMP, GIF or WebP image"),
         ("tiny.png", "image 1 of the request is 12x8; both sides must be at least 16 pixels"),
         ("truncated.png", "PNG"),
     ],
@@ -194,7 +194,8 @@ def test_bad_image_in_a_request_is_an_invalid_argument(served, photo_files, name
 
 
 def test_images_above_the_pixel_limit_are_refused_before_the_network(served, monkeypatch):
-    monkeypatch.setattr(saved_model, "MAX_PIXELS", 30 * 40 - 1)  # a 30x40 image is too large
+    # A 30x40 image is too large.
+    monkeypatch.setattr(saved_model, "WHOLE_IMAGE_MAX_PIXELS", 30 * 40 - 1)
     serve_bytes, predict_image = saved_model.serving_functions(served.model)
     png = _encode(np.zeros((30, 40, 3), np.uint8), ".png")
     with pytest.raises(tf.errors.InvalidArgumentError,
@@ -298,7 +299,7 @@ def test_grpc_bad_image_is_invalid_argument_on_the_wire(server, photo_files):
         with pytest.raises(grpc.RpcError) as caught:
             stub.Predict(request, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "image 0 of the request is not a PNG/JPEG/BMP/GIF image" in caught.value.details()
+    assert "image 0 of the request is not a PNG, JPEG, BMP, GIF or WebP image" in caught.value.details()
 
 
 def test_score_bytes_names_the_refused_image_by_its_place(server, photo_files):
@@ -326,7 +327,8 @@ def test_rest_client_scores_files_and_names_refused_ones(served, server, photo_f
     np.testing.assert_allclose([scores[p] for p in photo_files.good],
                                _expected(served, photo_files.good), **TOLERANCE)
     assert [(Path(e.path).name, e.reason) for e in errors] == [
-        ("not_image.png", "image is not a PNG/JPEG/BMP/GIF image")
+        ("not_image.png", "image is not a PNG, JPEG, BMP, GIF or WebP image (TIFF, HEIC "
+         "and AVIF are read by `diqa predict` only)")
     ]
 
 

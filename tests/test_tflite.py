@@ -272,7 +272,7 @@ def test_cli_errors_are_one_line(capsys, tiny_quality_model_path, tmp_path):
         (["--model", tmp_path / "missing.keras"], "missing.keras: no such model file"),
         (["--model", tiny_quality_model_path, "--input-size", "8x8"], "at least 16 pixels"),
         (["--model", tiny_quality_model_path, "--quantize", "int8", "--calibration", empty],
-         "no readable PNG/JPEG/BMP/GIF image"),
+         "no readable image (PNG, JPEG, BMP, GIF, WebP, TIFF, HEIC, AVIF)"),
     ]
     for argv, message in cases:
         status, out, err = run_cli(capsys, "convert", "--output", output, *argv)

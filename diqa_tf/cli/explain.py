@@ -43,7 +43,9 @@ def run(args):
     explainer = Explainer(model, stage1)
     reference = None
     if args.reference:
-        reference = files.read_image(args.reference, config.min_size)
+        reference = files.read_image(
+            args.reference, config.min_size, files.WHOLE_IMAGE_MAX_PIXELS
+        )
 
     paths, problems = files.find_images(args.inputs)
     for item, reason in problems:
@@ -51,7 +53,7 @@ def run(args):
     with Progress(len(paths), "explaining", quiet=args.quiet) as progress:
         for path, name in zip(paths, picture_names(paths)):
             try:
-                image = files.read_image(path, config.min_size)
+                image = files.read_image(path, config.min_size, files.WHOLE_IMAGE_MAX_PIXELS)
                 result = explainer.explain(image, reference, name=path)
             except InvalidImageError as e:
                 with progress.paused():

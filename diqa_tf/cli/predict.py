@@ -58,6 +58,9 @@ def run(args):
         error(f"{item}: {reason}")
     with Progress(len(paths), "scoring", quiet=args.quiet) as progress:
         scores, errors = Scorer(model, args.batch_size, precision=args.precision).score_files(paths, progress.update)
+    if args.clip:
+        scale = model.get_layer("score_mapping").scale
+        scores = {path: scale.clip(score) for path, score in scores.items()}
     rows = write_scores(paths, scores, errors, args.output)
     failed = len(errors) + len(problems)
     progress.summary("scored", len(rows), failed)
@@ -73,6 +76,10 @@ def register(commands):
     predict.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                          help="bfloat16 runs the convolutions about 3x faster on CPUs with "
                          "AVX-512 BF16/AMX, with the same ranking (see BENCHMARKS.md)")
+    predict.add_argument("--clip", action="store_true",
+                         help="clip scores to the model's scale (the shipped model: 0-100). "
+                         "Scores beyond it mean images unlike the training data; clipped, "
+                         "they tie at the scale's ends (see README)")
     predict.add_argument("--output", type=output_file,
                          help="write to FILE.csv or FILE.json instead of standard output")
     add_quiet_option(predict)

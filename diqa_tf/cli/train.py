@@ -74,9 +74,15 @@ def _training_setup(args, stage):
     return strategy, dataclasses.replace(recipe, **{stage: section})
 
 
-def _training_options(args, strategy):
+def _training_options(args, strategy, epochs):
+    """Keras' progress bar on a terminal; elsewhere (a log file) or with --quiet, one
+    plain line an epoch (EpochLines) instead."""
+    from diqa_tf.cli.epoch_lines import EpochLines, plain_lines
+
+    plain = plain_lines(args.quiet)
     return dict(
-        verbose=2 if args.quiet else 1,
+        verbose=0 if plain else 1,
+        callbacks=[EpochLines(epochs)] if plain else [],
         strategy=strategy,
         resume=args.resume,
         checkpoint_every=args.checkpoint_every,
@@ -94,7 +100,10 @@ def run_stage1(args):
         f"replica(s) -> {args.output}",
         flush=True,
     )
-    metrics = train_stage1(references, recipe, args.output, **_training_options(args, strategy))
+    metrics = train_stage1(
+        references, recipe, args.output,
+        **_training_options(args, strategy, recipe.stage1.epochs),
+    )
     v = metrics["validation"]
     print(
         f"stage 1 done in {metrics['training_seconds']:.0f} s: on unseen references "
@@ -113,7 +122,8 @@ def run_stage2(args):
         f"stage 2: {strategy.num_replicas_in_sync} replica(s) -> {args.output}", flush=True
     )
     metrics = train_stage2(
-        args.csv, args.stage1, recipe, args.output, **_training_options(args, strategy)
+        args.csv, args.stage1, recipe, args.output,
+        **_training_options(args, strategy, recipe.stage2.epochs),
     )
     held = metrics.get("holdout")
     summary = f"stage 2 done in {metrics['training_seconds']:.0f} s"
@@ -140,7 +150,9 @@ def _add_training_options(parser):
 
     parser.add_argument("--config", help="training recipe (TOML), e.g. configs/shipped.toml")
     parser.add_argument("--output", required=True, help="folder for the model and logs")
-    parser.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="one line per epoch, no progress bar (also the default when "
+                        "standard output is not a terminal, e.g. a log file)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a finished model (or an interrupted run) in --output")
     parser.add_argument("--resume", action="store_true",

@@ -10,8 +10,8 @@ mix references and distortion types.
 import tensorflow as tf
 from PIL import Image
 
-from diqa_tf import ops
 from diqa_tf.config import PreprocessingConfig
+from diqa_tf.data import formats
 from diqa_tf.data.stage1 import MARGIN, check_crop_size, pair_batches
 from diqa_tf.errors import DatasetError
 
@@ -37,8 +37,8 @@ def check_sizes(pairs):
 
 
 def _load_pair(reference_path, distorted_path):
-    reference = ops.decode_image(tf.io.read_file(reference_path))
-    distorted = ops.decode_image(tf.io.read_file(distorted_path))
+    reference = formats.decode_file(reference_path)
+    distorted = formats.decode_file(distorted_path)
     return tf.stack([reference, distorted])
 
 

@@ -1,32 +1,27 @@
 """Finding image files and reading them with errors that name the file."""
 
 import glob
-import io
 import os
 import re
-import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from diqa_tf import ops
+from diqa_tf.data import formats
 from diqa_tf.errors import InvalidImageError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+IMAGE_EXTENSIONS = formats.EXTENSIONS
 
 # The largest image scored, checked from the file's header before decoding. Scoring
-# tiles images above 4 megapixels (diqa_tf.inference), so the network's memory stays
-# bounded; the decoded image itself (12 bytes a pixel as float32 RGB, plus its grey
-# and pyramid copies) is what this limit keeps within a small machine's memory.
-# `diqa explain` draws whole maps and does not tile: about 370 bytes a pixel.
-MAX_PIXELS = 40_000_000
-
-# warnings.catch_warnings swaps the process-wide filter list: one header at a time
-# (Scorer reads files on two threads).
-_HEADER_LOCK = threading.Lock()
+# tiles images above 4 megapixels (diqa_tf.inference) and keeps a large image at its
+# file's depth (3 bytes a pixel for 8 bits) until each tile is converted, so memory
+# stays bounded (README, "Speed and large images").
+MAX_PIXELS = 200_000_000
+# The largest image handled whole: `diqa explain` draws whole maps (about 370 bytes a
+# pixel) and the SavedModel (TF Serving, `diqa beam-score`) scores whole images.
+WHOLE_IMAGE_MAX_PIXELS = 40_000_000
 
 
 def find_images(inputs, recursive=True):
@@ -46,7 +41,7 @@ def find_images(inputs, recursive=True):
                 if p.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(p)
             )
             if not found:
-                problems.append((item, "folder holds no PNG/JPEG/BMP/GIF image"))
+                problems.append((item, f"folder holds no image ({formats.SUPPORTED})"))
             paths.extend(found)
         elif os.path.exists(item):
             paths.append(item)
@@ -60,13 +55,14 @@ def find_images(inputs, recursive=True):
     return paths, problems
 
 
-def read_image(path, min_size=16):
+def read_image(path, min_size=16, max_pixels=MAX_PIXELS, native=False):
     """Read and decode one image file to float32 RGB 0-255 [H, W, 3].
 
     Raises InvalidImageError naming the file and the reason (missing, empty, not an
-    image, smaller than `min_size`, larger than MAX_PIXELS); never a TF trace.
+    image, smaller than `min_size`, larger than `max_pixels`); never a TF trace.
+    `native=True` keeps the file's depth (uint8 or uint16; see `ops.to_float`).
     """
-    return decode_contents(path, read_bytes(path), min_size)
+    return decode_contents(path, read_bytes(path), min_size, max_pixels, native)
 
 
 def read_bytes(path):
@@ -82,49 +78,49 @@ def read_bytes(path):
         raise InvalidImageError(path, f"cannot be read ({e.strerror})") from None
 
 
-def decode_contents(path, contents, min_size=16):
+def decode_contents(path, contents, min_size=16, max_pixels=MAX_PIXELS, native=False):
     """Decode an image file's bytes with read_image's checks; `path` names it in errors.
 
     For bytes read elsewhere (Beam filesystems): the same rules as `diqa predict`.
     """
     if not contents:
         raise InvalidImageError(path, "empty file (0 bytes)")
-    check_pixel_count(path, contents)
+    check_pixel_count(path, contents, max_pixels)
     _check_jpeg_complete(path, contents)
     try:
-        image = ops.decode_image(contents)
+        image = formats.decode(contents)
+    except formats.UnreadableImage as e:
+        raise InvalidImageError(path, str(e)) from None
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
         raise InvalidImageError(
-            path, f"not a readable PNG/JPEG/BMP/GIF image ({tf_reason(e)})"
+            path, f"not a readable {formats.sniff(contents)} image ({tf_reason(e)})"
         ) from None
     height, width = int(image.shape[0]), int(image.shape[1])
     if height < min_size or width < min_size:
         raise InvalidImageError(
             path, f"image is {width}x{height}; both sides must be at least {min_size} pixels"
         )
-    return image
+    return image if native else ops.to_float(image)
 
 
 def too_large(max_pixels):
     """The reason given for an image above `max_pixels` (files and the SavedModel)."""
-    return f"more than the {max_pixels // 1_000_000} megapixels that can be scored"
+    text = f"more than the {max_pixels // 1_000_000} megapixels that can be scored"
+    if max_pixels < MAX_PIXELS:
+        text += f" whole (`diqa predict` scores up to {MAX_PIXELS // 1_000_000} in tiles)"
+    return text
 
 
-def check_pixel_count(path, contents):
-    """Refuse an image above MAX_PIXELS from its header (Pillow's open decodes nothing)."""
-    try:
-        with _HEADER_LOCK, warnings.catch_warnings():
-            # Pillow warns from 89 megapixels and refuses from 179 (its "decompression
-            # bomb" limits); the limit here is lower, with its own message.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(contents)) as image:
-                width, height = image.size
-    except Image.DecompressionBombError:
-        raise InvalidImageError(path, f"image is too large: {too_large(MAX_PIXELS)}") from None
-    except Exception:  # Pillow raises many types for headers it cannot parse:
-        return  # the decoder says what is wrong with the file.
-    if width * height > MAX_PIXELS:
-        raise InvalidImageError(path, f"image is {width}x{height}, {too_large(MAX_PIXELS)}")
+def check_pixel_count(path, contents, max_pixels=MAX_PIXELS):
+    """Refuse an image above `max_pixels` from its header; returns its pixel count
+    (None where the header cannot be read: the decoder then says what is wrong)."""
+    size = formats.size(contents)
+    if size is None:
+        return None
+    width, height = size
+    if width * height > max_pixels:
+        raise InvalidImageError(path, f"image is {width}x{height}, {too_large(max_pixels)}")
+    return width * height
 
 
 def _check_jpeg_complete(path, contents):
@@ -138,7 +134,7 @@ def _check_jpeg_complete(path, contents):
     """
     if contents[:2] == b"\xff\xd8" and contents.rfind(b"\xff\xd9") <= contents.rfind(b"\xff\xda"):
         raise InvalidImageError(
-            path, "not a readable PNG/JPEG/BMP/GIF image (the JPEG data end before "
+            path, "not a readable JPEG image (the JPEG data end before "
             "its end-of-image marker: the file is truncated or corrupt)"
         )
 

@@ -7,14 +7,15 @@ QualityModel's loss.
 
 import tensorflow as tf
 
-from diqa_tf import ops, preprocessing
+from diqa_tf import preprocessing
 from diqa_tf.config import PreprocessingConfig
+from diqa_tf.data import formats
 from diqa_tf.data.options import with_autotuning
 from diqa_tf.data.stage1 import MARGIN, echoed_batches, random_distortion, with_seeds
 
 
 def _load(path, score, config):
-    image = ops.decode_image(tf.io.read_file(path))
+    image = formats.decode_file(path)
     return preprocessing.normalize(image, config), score
 
 
@@ -35,7 +36,7 @@ def _random_crop(inputs, score, crop_size, seed):
 
 def _load_rgb(path, score, config):
     """Decoded RGB (uint8, to halve the cache) and the whole image's features."""
-    image = ops.decode_image(tf.io.read_file(path))
+    image = formats.decode_file(path)
     features = preprocessing.normalize(image, config)["features"]
     return {"rgb": tf.cast(tf.round(image), tf.uint8), "features": features}, score
 

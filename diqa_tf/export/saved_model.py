@@ -1,8 +1,9 @@
 """SavedModel export: the preprocessing ops and the model in one serving graph.
 
 Signatures (stable names, never Keras' generated ones):
-- `serving_default`: `image_bytes` (tf.string [N], encoded PNG/JPEG/BMP/GIF, any
-  sizes) -> `score` (float32 [N], on the model's score scale).
+- `serving_default`: `image_bytes` (tf.string [N], encoded PNG/JPEG/BMP/GIF/WebP, any
+  sizes) -> `score` (float32 [N], on the model's score scale). TIFF, HEIC and AVIF,
+  which `diqa predict` reads through Pillow, have no TF decoder: refused, by name.
 - `predict_image`: `image` (float32 [N, H, W, 3] RGB or [N, H, W, 1] grey, 0-255)
   -> `score` [N], `error_map` and `quality_map` [N, ceil(H/4), ceil(W/4), 1].
 
@@ -21,18 +22,22 @@ import keras
 import tensorflow as tf
 
 from diqa_tf import ops, preprocessing
-from diqa_tf.data.files import MAX_PIXELS, too_large
+from diqa_tf.data.files import WHOLE_IMAGE_MAX_PIXELS, too_large
+from diqa_tf.data.formats import TF_FORMATS
 from diqa_tf.export.warmup import WARMUP_FILE, serving_protos, write_warmup_file
 
-# The leading bytes tf.io.decode_image uses to tell the formats apart. Checked first
-# so that a non-image is named by its index; decode_image also knows WebP and JPEG XL,
-# which the package does not claim to support.
-_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF", b"BM")
+# Checked before decoding (ops.is_decodable), so that anything else is named by its
+# index; tf.io.decode_image also knows JPEG XL, which the package does not claim to read.
+_NOT_DECODED = (
+    "image {} of the request is not a " + ", ".join(TF_FORMATS[:-1]) + f" or {TF_FORMATS[-1]} "
+    "image (TIFF, HEIC and AVIF are read by `diqa predict` only)"
+)
 
 
 def _check_size(image, config, index=None):
     """Assert ops: `image` ([..., H, W, C]) passes `preprocessing.image_is_large_enough`
-    and has at most MAX_PIXELS pixels (checked after decoding, before the network's memory).
+    and has at most WHOLE_IMAGE_MAX_PIXELS pixels (checked after decoding, before the
+    network's memory: the SavedModel scores whole images, without tiles).
 
     `index` is the image's place in a `serving_default` request, named in the message.
     """
@@ -50,8 +55,10 @@ def _check_size(image, config, index=None):
             )],
         ),
         tf.debugging.Assert(
-            pixels <= MAX_PIXELS,
-            [tf.strings.format(what + " is {}x{}, " + too_large(MAX_PIXELS), values)],
+            pixels <= WHOLE_IMAGE_MAX_PIXELS,
+            [tf.strings.format(
+                what + " is {}x{}, " + too_large(WHOLE_IMAGE_MAX_PIXELS), values
+            )],
         ),
     ]
 
@@ -84,10 +91,9 @@ def serving_functions(model):
 
     def score_one(args):
         index, contents = args
-        known = tf.reduce_any([tf.strings.substr(contents, 0, len(m)) == m for m in _MAGIC])
-        check = tf.debugging.Assert(known, [tf.strings.format(
-            "image {} of the request is not a PNG/JPEG/BMP/GIF image", index
-        )])
+        check = tf.debugging.Assert(
+            ops.is_decodable(contents), [tf.strings.format(_NOT_DECODED, index)]
+        )
         with tf.control_dependencies([check]):
             image = ops.decode_image(contents)
         with tf.control_dependencies(_check_size(image, config, index)):

@@ -266,7 +266,7 @@ def folder_calibration_images(folder, input_size, min_size=16):
     Unreadable files are skipped with a log line; a folder with no usable image
     raises DIQAError.
     """
-    from diqa_tf.data import files
+    from diqa_tf.data import files, formats
     from diqa_tf.errors import InvalidImageError
 
     folder = Path(folder)
@@ -283,7 +283,7 @@ def folder_calibration_images(folder, input_size, min_size=16):
         except InvalidImageError as e:
             logger.warning("calibration: skipped %s", e)
     if not images:
-        raise DIQAError(f"{folder}: no readable PNG/JPEG/BMP/GIF image to calibrate with")
+        raise DIQAError(f"{folder}: no readable image ({formats.SUPPORTED}) to calibrate with")
     return images
 
 

@@ -2,17 +2,70 @@
 
 import tensorflow as tf
 
+# 16-bit values map to 0-255 as 8-bit ones do: 65535 = 255 * 257, so an 8-bit value v
+# stored in 16 bits (v * 257) decodes to exactly v.
+UINT16_PER_LEVEL = 257.0
+
+
+def leading_bytes(contents, length):
+    """The first `length` bytes, padded with zeros: safe to slice for short inputs."""
+    return tf.strings.join([tf.strings.substr(contents, 0, length), b"\0" * length])
+
+
+# The leading bytes (offset, bytes) of the formats `decode_image` reads.
+_DECODED_MAGIC = ((0, b"\x89PNG"), (0, b"\xff\xd8\xff"), (0, b"GIF"), (0, b"BM"), (8, b"WEBP"))
+
+
+def is_decodable(contents):
+    """True for bytes that start like PNG, JPEG, GIF, BMP or WebP (works in graphs)."""
+    head = leading_bytes(contents, 12)
+    return tf.reduce_any(
+        [tf.strings.substr(head, start, len(m)) == m for start, m in _DECODED_MAGIC]
+    )
+
+
+def is_16_bit_png(contents):
+    """True for PNG bytes whose IHDR says 16 bits per sample (works in graphs)."""
+    head = leading_bytes(contents, 25)
+    return tf.logical_and(
+        tf.strings.substr(head, 0, 8) == b"\x89PNG\r\n\x1a\n",
+        tf.strings.substr(head, 24, 1) == b"\x10",
+    )
+
 
 def decode_image(contents):
-    """Decode PNG/JPEG/BMP/GIF bytes to float32 RGB on 0-255, shape [H, W, 3].
+    """Decode PNG/JPEG/BMP/GIF/WebP bytes to float32 RGB on 0-255, shape [H, W, 3].
 
-    GIFs give their first frame, 16-bit PNGs are scaled to 0-255 (decoding to float
-    scales by the type's range), alpha is dropped and grey images are replicated.
+    GIFs give their first frame, alpha is dropped and grey images are replicated;
+    16-bit PNGs are scaled to 0-255 (see `to_float`). Works in graphs (tf.data, the
+    SavedModel).
     """
-    image = tf.io.decode_image(
-        contents, channels=3, dtype=tf.float32, expand_animations=False
+    return tf.cond(
+        is_16_bit_png(contents),
+        lambda: to_float(decode_16_bit_png(contents)),
+        lambda: to_float(decode_8_bit(contents)),
     )
-    return image * 255.0
+
+
+def decode_8_bit(contents):
+    """PNG/JPEG/BMP/GIF/WebP bytes -> uint8 RGB [H, W, 3] (16-bit PNGs lose bits).
+
+    uint8 because TF's WebP decoder gives nothing else; a quarter of float32's memory.
+    """
+    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def decode_16_bit_png(contents):
+    """16-bit PNG bytes -> uint16 RGB [H, W, 3] on 0-65535."""
+    return tf.io.decode_png(contents, channels=3, dtype=tf.uint16)
+
+
+def to_float(image):
+    """uint8 (0-255), uint16 (0-65535) or float (0-255) image -> float32 on 0-255."""
+    if image.dtype == tf.uint16:
+        return tf.cast(image, tf.float32) / UINT16_PER_LEVEL
+    return tf.cast(image, tf.float32)
 
 
 def to_grayscale(image):

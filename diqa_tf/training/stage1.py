@@ -45,6 +45,7 @@ def train_stage1(
     strategy=None,
     resume=True,
     checkpoint_every=CHECKPOINT_EVERY,
+    callbacks=(),
     pairs=None,
 ):
     """Train an ErrorMapModel on pairs made from `references` [(name, RGB array)].
@@ -59,7 +60,8 @@ def train_stage1(
     from which the run continues when started again with `resume`.
     `strategy`: a tf.distribute strategy (default: `make_strategy()`); in a
     multi-worker cluster the workers other than the chief write to
-    `output_dir/worker-<i>`. Returns the metrics dict.
+    `output_dir/worker-<i>`. `callbacks`: more Keras callbacks, after the stage's own.
+    Returns the metrics dict.
     """
     cfg, pre = recipe.stage1, recipe.preprocessing
     strategy, output_dir = runner.prepare(output_dir, strategy, cfg.seed)
@@ -117,7 +119,7 @@ def train_stage1(
         verbose=verbose,
         validation=validation,
         validation_steps=val_batches,
-        callbacks=[best],
+        callbacks=[best, *callbacks],
         stateful=[best],
         sample=sample,
     )

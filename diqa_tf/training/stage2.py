@@ -39,6 +39,7 @@ def train_stage2(
     strategy=None,
     resume=True,
     checkpoint_every=CHECKPOINT_EVERY,
+    callbacks=(),
 ):
     """Train a QualityModel from a stage-1 model on the images of `csv_path`.
 
@@ -49,7 +50,8 @@ def train_stage2(
     and predictions), `tensorboard/` and `backup/` (checkpoints every
     `checkpoint_every` steps and at each epoch end, from which the run continues
     when started again with `resume`) to `output_dir`. `strategy`: as in
-    `train_stage1`. Returns the metrics dict.
+    `train_stage1`. `callbacks`: more Keras callbacks, after the stage's own (so
+    they see the held-out correlations in the epoch logs). Returns the metrics dict.
 
     `records`: ScoredImage records to train on instead of the CSV's (e.g. one split
     of a database); `csv_path` then only names them in messages.
@@ -101,7 +103,9 @@ def train_stage2(
         echo=cfg.crop_echo,
     )
     held = [records[i] for i in holdout_idx]
-    callbacks = [HoldoutCorrelations([r.path for r in held], [r.score for r in held])]
+    if held:  # first: the epoch logs then carry the held-out SRCC/PLCC to the others
+        callbacks = [HoldoutCorrelations([r.path for r in held], [r.score for r in held]),
+                     *callbacks]
     start = time.time()
     try:
         runner.run(
@@ -115,7 +119,7 @@ def train_stage2(
             resume=resume,
             checkpoint_every=checkpoint_every,
             verbose=verbose,
-            callbacks=callbacks if held else [],
+            callbacks=callbacks,
         )
     except tf.errors.InvalidArgumentError as e:
         raise DatasetError(f"{csv_path}: {e.message.splitlines()[0]}") from None

@@ -13,11 +13,12 @@ def upsample(grid_map, shape):
     return np.kron(grid_map, np.ones((ry, rx)))[: shape[0], : shape[1]]
 
 
-def save_map_grid(rows, path, title=None):
+def save_map_grid(rows, path, title=None, error_title="predicted error map (higher = more error)"):
     """Write a PNG grid: one row per entry, columns image | error map | quality map.
 
     `rows`: dicts with "image" (RGB 0-255), "error_map", "quality_map" (output
-    grid) and "label". The file is written atomically.
+    grid) and "label"; `error_title` says where the error maps come from. The file
+    is written atomically.
     """
     plt = pyplot()
     # One colour scale per column, so rows compare (robust to a few extreme cells).
@@ -34,7 +35,7 @@ def save_map_grid(rows, path, title=None):
         error = ax_row[1].imshow(
             upsample(row["error_map"], shape), cmap="magma", vmin=error_range[0], vmax=error_range[1]
         )
-        ax_row[1].set_title("error map head (higher = more error)", fontsize=8)
+        ax_row[1].set_title(error_title, fontsize=8)
         fig.colorbar(error, ax=ax_row[1], fraction=0.046)
         ax_row[2].imshow(image.mean(axis=-1), cmap="gray")
         quality = ax_row[2].imshow(
