@@ -7,25 +7,19 @@ installs one where it can.
 """
 
 import csv
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
-import pyspark
 import pytest
+from spark_cluster import spark_env, standalone_cluster
 
 from diqa_tf.cli import main
 from diqa_tf.spark import NOT_LOCAL, score_frame
 
-SPARK_HOME = Path(pyspark.__file__).parent
 DIQA = str(Path(sys.executable).with_name("diqa"))
 # name, height, width: three sizes (one not a multiple of 4), PNG and JPEG.
 GOOD = (("a.png", 40, 56), ("b.jpg", 48, 48), ("c.png", 33, 70), ("d.png", 40, 56),
@@ -160,79 +154,17 @@ def test_cli_refuses_an_output_that_holds_results(images, tmp_path, capsys):
 # --- Whole runs -----------------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _spark_env():
-    """Everything on loopback (Spark would otherwise pick the machine's address)."""
-    return {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_HOME": str(SPARK_HOME),
-            "SPARK_NO_DAEMONIZE": "1"}
-
-
-def _start(args, log):
-    """A Spark daemon (master or worker) in its own process group, so that stopping
-    it also stops the executors and Python workers it starts."""
-    with open(log, "w") as out:
-        return subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), *args],
-                                stdout=out, stderr=subprocess.STDOUT, env=_spark_env(),
-                                start_new_session=True)
-
-
-def _stop(process):
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _alive_workers(ui_port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=5) as page:
-            return json.load(page)["aliveworkers"]
-    except OSError:
-        return 0
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A standalone cluster on 127.0.0.1: a master and two 1-core workers. Stopped
-    (processes and their children) however the tests end."""
+    """A master and two 1-core workers on 127.0.0.1, stopped however the tests end."""
     root = tmp_path_factory.mktemp("spark_cluster")
-    port, ui_port = _free_port(), _free_port()
-    daemons = []
-    try:
-        daemons.append(_start(["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                               "--port", str(port), "--webui-port", str(ui_port)],
-                              root / "master.log"))
-        for i in range(2):
-            daemons.append(_start(
-                ["org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
-                 "--host", "127.0.0.1", "--cores", "1", "--memory", "2g",
-                 "--webui-port", str(_free_port()), "--work-dir", str(root / f"worker{i}")],
-                root / f"worker{i}.log"))
-        deadline = time.time() + 120
-        while _alive_workers(ui_port) < 2:
-            if time.time() > deadline or any(d.poll() is not None for d in daemons):
-                logs = "\n".join(p.read_text()[-1500:] for p in sorted(root.glob("*.log")))
-                pytest.fail(f"the cluster did not start:\n{logs}")
-            time.sleep(1)
-        yield f"spark://127.0.0.1:{port}", root
-    finally:
-        for daemon in reversed(daemons):
-            _stop(daemon)
+    with standalone_cluster(root, workers=2, cores=1) as master:
+        yield master, root
 
 
 def _spark_score(*args):
     return subprocess.run([DIQA, "spark-score", *args], capture_output=True, text=True,
-                          env=_spark_env(), timeout=400)
+                          env=spark_env(), timeout=400)
 
 
 @needs_java
