@@ -78,7 +78,8 @@ def main():
     predicted = {os.path.abspath(p): s for p, s in predicted.items()}
     max_diff = 0.0
     for i in range(1, len(cases)):
-        scored = read_scores(str(work / "round0" / f"command{i}_{len(images)}" / "scores" / "*.csv"))
+        output = work / "round0" / f"command{i}_{len(images)}"
+        scored = read_scores(str(output / "scores" / "*.csv"))
         assert scored.keys() == predicted.keys(), "spark-score and predict scored different files"
         max_diff = max(max_diff, *(abs(scored[p] - predicted[p]) for p in predicted))
 

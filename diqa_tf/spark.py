@@ -160,7 +160,8 @@ def _score_paths(scorer, paths):
     failed = {e.path: e.reason for e in errors}
     return (
         {path: scores[found] for path, found in local.items() if found in scores},
-        {path: failed.get(found, NOT_LOCAL) for path, found in local.items() if found not in scores},
+        {path: failed.get(found, NOT_LOCAL)
+         for path, found in local.items() if found not in scores},
     )
 
 

@@ -39,6 +39,7 @@ def standalone_cluster(root, workers=2, cores=1, memory="2g", timeout=120):
     in ROOT/workerI (each executor's stderr: ROOT/workerI/app-*/ID/stderr).
     """
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     port, ui_port = free_port(), free_port()
     daemons = []
     try:

@@ -18,6 +18,7 @@ import pytest
 from spark_cluster import spark_env, standalone_cluster
 
 from diqa_tf.cli import main
+from diqa_tf.cli.spark_score import spark_reason
 from diqa_tf.spark import NOT_LOCAL, score_frame
 
 DIQA = str(Path(sys.executable).with_name("diqa"))
@@ -140,6 +141,24 @@ def test_cli_refuses_bad_input_in_one_line(
     assert err.startswith("diqa: error: " + message.format(images=images)), err
     assert len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())  # nothing ran
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("An error occurred while calling o45.collectToPython.\n: org.apache.spark.SparkException: "
+         "Job aborted due to stage failure: Task 0 in stage 0.0 failed 1 times, most recent "
+         "failure: Lost task 0.0 (TID 0): org.apache.spark.api.python.PythonException: "
+         "Traceback (most recent call last):\n  File \"worker.py\", line 1247, in main\n"
+         "    process()\nValueError: no model\n\n\tat org.apache.spark.api.python.Runner",
+         "ValueError: no model"),
+        ("An error occurred while calling None.JavaSparkContext.\n: org.apache.spark."
+         "SparkException: Could not parse Master URL: 'foo'\n\tat org.apache.spark.SparkContext",
+         "Could not parse Master URL: 'foo'"),
+    ],
+)
+def test_spark_failures_become_one_line(text, reason):
+    assert spark_reason(RuntimeError(text)) == reason
 
 
 def test_cli_refuses_an_output_that_holds_results(images, tmp_path, capsys):

@@ -17,7 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from diqa_tf.cli.common import EXIT_FAILED, EXIT_OK, error, positive_int, whole_number
+from diqa_tf.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    error,
+    positive_int,
+    quality_model,
+    whole_number,
+)
 from diqa_tf.cli.progress import summary_line
 from diqa_tf.errors import DIQAError, first_line
 
@@ -27,19 +34,21 @@ INSTALL_JAVA = "install one, e.g. `apt-get install openjdk-17-jre-headless`"
 
 def run(args):
     try:
-        import pyspark  # noqa: F401
+        import pyarrow  # noqa: F401  (mapInPandas needs it; Spark would fail later)
+
+        import diqa_tf.spark  # noqa: F401  (pyspark, pandas)
     except ImportError as e:
         raise DIQAError(
             f"spark-score needs PySpark ({e.name} is not installed): pip install 'diqa-tf[spark]'"
         ) from None
     paths, problems = _find_inputs(args.input)
     if args.model:
-        from diqa_tf.cli.common import quality_model
-
         quality_model(args.model)  # fail here, not on every executor
     _check_output(args.output)
     _check_java()
     _check_master(args.master)
+    for item, reason in problems:
+        error(f"{item}: {reason}")
     _quiet_workers()
     log = _log_file()
     try:
@@ -51,11 +60,9 @@ def run(args):
             log.close()
     if log:
         os.unlink(log.name)
-    for item, reason in problems:
-        error(f"{item}: {reason}")
-    failed += len(problems)
     if failed:
         error(f"{failed} images could not be scored; see {args.output}/errors")
+    failed += len(problems)
     print(f"{summary_line('scored', done, failed, seconds)}; wrote {args.output}/scores",
           file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
@@ -123,7 +130,9 @@ def _check_output(output):
         return  # another filesystem: Spark checks
     for name in ("scores", "errors"):
         if os.path.exists(os.path.join(output, name)):
-            raise DIQAError(f"{os.path.join(output, name)}: already exists; choose another --output")
+            raise DIQAError(
+                f"{os.path.join(output, name)}: already exists; choose another --output"
+            )
 
 
 def _check_java():
@@ -235,7 +244,8 @@ def register(commands):
     parser.add_argument("--model", help="a DIQA .keras model, shipped to the executors "
                         "(default: the shipped model of each executor's diqa-tf)")
     parser.add_argument("--master", default="local[*]",
-                        help="Spark master URL: local[*] (default), local[N], spark://HOST:PORT, ...")
+                        help="Spark master URL: local[*] (default), local[N], "
+                        "spark://HOST:PORT, ...")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv",
                         help="output files: CSV (scores with 4 decimals) or Parquet (doubles)")
     parser.add_argument("--batch-size", type=positive_int, default=8,
