@@ -2,10 +2,12 @@
 
 A master and N workers, started with `bin/spark-class` from the pyspark package, each
 in its own process group: stopping a daemon's group also stops the executors and
-Python workers it started. `standalone_cluster` stops them however its block ends.
+Python workers it started. `standalone_cluster` stops them however its block ends,
+and on Linux a daemon also stops when the process that started it is killed.
 """
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -18,6 +20,7 @@ from pathlib import Path
 import pyspark
 
 SPARK_HOME = Path(pyspark.__file__).parent
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def spark_env():
@@ -68,7 +71,13 @@ def _start(args, log):
     with open(log, "w") as out:
         return subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), *args],
                                 stdout=out, stderr=subprocess.STDOUT, env=spark_env(),
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent():
+    """Linux: SIGTERM to the daemon if this process dies without stopping it (killed)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop(process):
