@@ -150,6 +150,10 @@ class Stage2Config:
     # original; see QualityModel._per_sample_loss. Needs crop_size > 0.
     ranking_weight: float = 0.0
     ranking_margin: float = 0.03
+    # Ours (0 = the paper's loss): weight of a pairwise term between the photos of a
+    # batch, asking their predicted order and gaps to match their scores'; see
+    # models.quality_model.pairwise_ranking. Costs no extra forward pass.
+    pair_ranking_weight: float = 0.0
     precision: str = "float32"
     # Ours: data echoing, as stage1.pair_echo; each training crop (with its distorted
     # copy) is used this many times. Needs crop_size > 0. 1 = always fresh crops.

@@ -54,3 +54,9 @@ def test_shipped_recipe_loads():
     assert recipe.preprocessing == PreprocessingConfig()
     assert recipe.stage1.crop_size == 112 and recipe.stage1.batch_size == 32
     assert recipe.score_scale == ScoreScale(0.0, 100.0, True)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.toml")), ids=lambda p: p.name)
+def test_every_committed_recipe_loads(path):
+    """Recipes in configs/ (the shipped one and the CV candidates) stay loadable."""
+    assert isinstance(TrainingRecipe.load(path), TrainingRecipe)

@@ -3,10 +3,12 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from diqa_tf.config import PreprocessingConfig, ScoreScale
 from diqa_tf.layers import ScoreMapping
 from diqa_tf.models import DIQABackbone, ErrorMapModel, QualityModel
+from diqa_tf.models.quality_model import pairwise_ranking
 
 
 def model_inputs(rng, n, h, w):
@@ -214,3 +216,30 @@ def test_compiled_quality_model_reloads_compiled_without_warnings(rng, tmp_path)
     assert (reloaded.ranking_weight, reloaded.ranking_margin) == (0.2, 0.04)
     assert isinstance(reloaded.optimizer, keras.optimizers.Nadam)
     assert plain.get_compile_config() is None
+
+
+def test_pairwise_ranking_is_zero_when_exact_and_charges_misordered_pairs():
+    target = tf.constant([0.2, 0.5, 0.9])
+    np.testing.assert_allclose(pairwise_ranking(target, target).numpy(), 0.0, atol=1e-7)
+    # Right order but half the gaps: each pair pays the missing half of its gap.
+    half = pairwise_ranking(target * 0.5, target).numpy()
+    np.testing.assert_allclose(half, [(0.15 + 0.35) / 2, (0.15 + 0.2) / 2, (0.35 + 0.2) / 2],
+                               rtol=1e-5)
+    # Swapping the last two predictions: that pair pays its gap plus the reversal (0.8),
+    # and the first and last, now 0.3 apart instead of 0.7, the missing 0.4.
+    swapped = pairwise_ranking(tf.constant([0.2, 0.9, 0.5]), target).numpy()
+    np.testing.assert_allclose(swapped, [0.4 / 2, 0.8 / 2, (0.4 + 0.8) / 2], rtol=1e-5)
+
+
+def test_pair_ranking_weight_adds_the_pairwise_term(rng, quality_model):
+    inputs = model_inputs(rng, 3, 24, 24)
+    scores = np.array([30.0, 70.0, 50.0], np.float32)
+    quality_model.compile(optimizer="sgd")
+    plain = quality_model._per_sample_loss((inputs, scores), training=False).numpy()
+    quality_model.compile(optimizer="sgd", pair_ranking_weight=0.5)
+    paired = quality_model._per_sample_loss((inputs, scores), training=False).numpy()
+    predicted = quality_model.score_mapping.normalize(quality_model(inputs)["score"])
+    target = quality_model.score_mapping.normalize(tf.constant(scores))
+    expected = plain + 0.5 * pairwise_ranking(predicted, target).numpy()
+    np.testing.assert_allclose(paired, expected, rtol=1e-5, atol=1e-6)
+    assert quality_model.get_compile_config()["pair_ranking_weight"] == 0.5

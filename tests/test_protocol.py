@@ -20,6 +20,7 @@ from diqa_tf.data.databases import get_database
 from diqa_tf.errors import DatasetError
 from diqa_tf.data.score_csv import ScoredImage
 from diqa_tf.evaluation.protocol import make_splits, official_split
+from diqa_tf.evaluation.splits import content_folds
 from diqa_tf.resources import load_model
 
 from test_cli import assert_no_traceback, error_lines, run_cli
@@ -291,3 +292,108 @@ def test_official_sets_make_the_one_split():
     only_training = [ScoredImage("a.jpg", 3.0, "a", split="training")]
     with pytest.raises(DatasetError, match="no training or no test"):
         official_split(only_training)
+
+
+# --- Fixed k-fold cross-validation ---------------------------------------------------------
+
+
+def test_content_folds_are_disjoint_balanced_and_seeded():
+    contents = [f"c{i // 2}" for i in range(22)]  # 11 contents of 2 images each
+    folds = content_folds(contents, 3, seed=4)
+    assert sorted(i for f in folds for i in f) == list(range(22))
+    assert sorted(len({contents[i] for i in f}) for f in folds) == [3, 4, 4]
+    fold_of = {contents[i]: n for n, f in enumerate(folds) for i in f}
+    assert all(fold_of[contents[i]] == n for n, f in enumerate(folds) for i in f)
+    assert content_folds(contents, 3, seed=4) == folds
+    assert content_folds(contents, 3, seed=5) != folds
+    with pytest.raises(ValueError, match="`k` must be between 2 and the number of contents"):
+        content_folds(contents, 12, seed=0)
+
+
+def test_benchmark_on_fixed_folds_runs_each_fold_and_extends(capsys, tmp_path, tiny_recipe):
+    csv_path = build_authentic_csv(tmp_path / "db")
+    folds_path = tmp_path / "folds.json"
+    status, out, err = run_cli(capsys, "folds", "--database", "csv", "--root", csv_path,
+                               "--k", "3", "--seed", "7", "--output", folds_path)
+    assert status == 0, err
+    assert "12 images in 3 content-disjoint folds (4, 4, 4; seed 7)" in out
+    document = json.loads(folds_path.read_text())
+    assert (document["k"], document["seed"], document["images"]) == (3, 7, 12)
+    assert sorted(n for f in document["folds"] for n in f) == sorted(
+        f"imgs/{i}.png" for i in range(12))
+
+    output = tmp_path / "out"
+    argv = ["--database", "csv", "--root", csv_path, "--folds", folds_path,
+            "--config", tiny_recipe, "--output", output]
+    status, out, err = _benchmark(capsys, *argv, "--splits", "2")  # a screen: 2 of 3 folds
+    assert status == 0, err
+    summary = _results(output)
+    assert summary["splits_done"] == 2
+    for fold in (1, 2):
+        result = json.loads((output / f"split_{fold:02d}" / "result.json").read_text())
+        tested = sorted(p["image"] for p in result["predictions"])
+        assert tested == document["folds"][fold - 1]
+        assert result["train_images"] == 8
+    srcc = [row["srcc"] for row in summary["per_split"]]
+    assert summary["sd"]["srcc"] == pytest.approx(np.std(srcc, ddof=1))
+    assert "| **sd** | | |" in (output / "results.md").read_text()
+
+    # All folds (the default with --folds) into the same output: the screen is extended.
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 0, err
+    assert out.count("finished before, kept") == 2 and "split 3:" in out
+    assert _results(output)["splits_done"] == 3
+
+    # The folds count by their contents: the same file elsewhere resumes the run.
+    moved = tmp_path / "elsewhere" / "folds.json"
+    moved.parent.mkdir()
+    moved.write_bytes(folds_path.read_bytes())
+    argv[argv.index(folds_path)] = moved
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 0, err
+    assert out.count("finished before, kept") == 3
+
+
+def test_benchmark_refuses_folds_that_do_not_match(capsys, tmp_path, tiny_recipe):
+    csv_path = build_authentic_csv(tmp_path / "db")
+    folds_path = tmp_path / "folds.json"
+    run_cli(capsys, "folds", "--database", "csv", "--root", csv_path, "--k", "3",
+            "--output", folds_path)
+    document = json.loads(folds_path.read_text())
+    document["folds"][0][0] = "imgs/elsewhere.png"
+    folds_path.write_text(json.dumps(document))
+    argv = ["--database", "csv", "--root", csv_path, "--folds", folds_path,
+            "--config", tiny_recipe, "--output", tmp_path / "out"]
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 1
+    (line,) = error_lines(err)
+    assert "does not match the database" in line and "imgs/elsewhere.png" in line
+    assert str(folds_path) in line
+
+    folds_path.write_text("not json")
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 1
+    (line,) = error_lines(err)
+    assert "not a folds file" in line
+    assert not (tmp_path / "out" / "protocol.json").exists()
+
+
+def test_benchmark_run_resumes_after_new_settings_were_added(capsys, tmp_path, tiny_recipe):
+    """A protocol.json written before a setting existed reads as that setting's default."""
+    csv_path = build_authentic_csv(tmp_path / "db")
+    output = tmp_path / "out"
+    argv = ["--database", "csv", "--root", csv_path, "--splits", "1", "--train-ratio", "0.67",
+            "--config", tiny_recipe, "--output", output]
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 0, err
+    recorded = json.loads((output / "protocol.json").read_text())
+    del recorded["settings"]["folds"], recorded["recipe"]["stage2"]["pair_ranking_weight"]
+    (output / "protocol.json").write_text(json.dumps(recorded))
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 0, err
+    assert "finished before, kept" in out
+
+    recorded["recipe"]["stage2"]["pair_ranking_weight"] = 0.5  # a real change is refused
+    (output / "protocol.json").write_text(json.dumps(recorded))
+    status, out, err = _benchmark(capsys, *argv)
+    assert status == 1 and "recipe.stage2" in error_lines(err)[0]

@@ -15,7 +15,10 @@ from diqa_tf.cli.common import EXIT_FAILED, error
 from diqa_tf.cli.native_stderr import discarded
 from diqa_tf.errors import DIQAError
 
-COMMANDS = ("train", "predict", "evaluate", "explain", "benchmark", "demo", "export", "convert", "remote", "beam-score", "spark-score")
+COMMANDS = (
+    "train", "predict", "evaluate", "explain", "benchmark", "folds", "demo", "export", "convert",
+    "remote", "beam-score", "spark-score",
+)
 
 
 def _start_tensorflow():

@@ -30,27 +30,34 @@ def _print_split(result, skipped):
 def run(args):
     from diqa_tf.config import TrainingRecipe
     from diqa_tf.data.databases import get_database
+    from diqa_tf.evaluation.folds import fold_count
     from diqa_tf.evaluation.protocol import ProtocolSettings, run_protocol
 
     database = get_database(args.database)
     recipe = TrainingRecipe.load(args.config) if args.config else TrainingRecipe()
+    folds = str(Path(args.folds).expanduser().resolve()) if args.folds else None
+    if folds and not Path(folds).is_file():
+        args.usage_error(f"--folds: no such file: {args.folds}")
+    splits = args.splits or (fold_count(folds) if folds else 10)
     settings = ProtocolSettings(
         database=database.name,
         root=str(Path(args.root).expanduser().resolve()),
-        splits=args.splits,
+        splits=splits,
         train_ratio=args.train_ratio,
         seed=args.seed,
         stage1=str(Path(args.stage1).expanduser().resolve()) if args.stage1 else None,
+        folds=folds,
     )
     if args.stage1 and not Path(settings.stage1).is_file():
         args.usage_error(f"--stage1: no such model file: {args.stage1}")
     output = Path(args.output)
-    print(f"{database.name}: {args.splits} content-disjoint splits -> {output}", flush=True)
+    kind = f"folds of {args.folds}" if folds else "content-disjoint splits"
+    print(f"{database.name}: {splits} {kind} -> {output}", flush=True)
     summary = run_protocol(
         database, settings, recipe, output, verbose=0 if args.quiet else 2,
         on_split=_print_split,
     )
-    for statistic in ("median", "mean"):
+    for statistic in ("median", "mean", "sd"):
         v = summary[statistic]
         print(f"{statistic:6s}   SRCC {v['srcc']:.4f}  PLCC {v['plcc']:.4f}  "
               f"KRCC {v['krcc']:.4f}  RMSE {v['rmse']:.4f}")
@@ -73,12 +80,15 @@ def register(commands):
                        help=f"one of {', '.join(DATABASES)}")
     bench.add_argument("--root", required=True, metavar="DIR",
                        help="the database's folder as unpacked (for `csv`: the CSV file)")
-    bench.add_argument("--splits", type=positive_int, default=10, metavar="N",
-                       help="how many splits (10)")
+    bench.add_argument("--splits", type=positive_int, metavar="N",
+                       help="how many splits (10), or how many of the --folds (all)")
     bench.add_argument("--train-ratio", type=_train_ratio, default=0.8, metavar="F",
                        help="fraction of the contents used for training (0.8)")
     bench.add_argument("--seed", type=int, default=0, metavar="S",
                        help="split i is drawn with seed S + i - 1 (0)")
+    bench.add_argument("--folds", metavar="JSON",
+                       help="k-fold cross-validation on the folds of this file (written by "
+                       "`diqa folds`): fold i is split i's test side, the others train")
     bench.add_argument("--config", metavar="TOML", help="training recipe (TOML), e.g. configs/protocol_short.toml")
     bench.add_argument("--stage1", metavar="PATH",
                        help="a stage-1 model for every split instead of training one (default: "

@@ -16,9 +16,9 @@ that have a `result.json` and resumes an interrupted one from its training's bac
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from diqa_tf.atomic import write_atomic
 from diqa_tf.config import TrainingRecipe
 from diqa_tf.data import files
 from diqa_tf.errors import DatasetError, DIQAError
+from diqa_tf.evaluation.folds import read_folds, relative_path
 from diqa_tf.evaluation.metrics import correlations
 from diqa_tf.evaluation.splits import content_split
 from diqa_tf.models import QualityModel
@@ -48,7 +49,9 @@ class ProtocolSettings:
     """What defines a protocol run; a rerun into the same output must match it.
 
     `stage1`: a stage-1 model for every split (None: train one per split where the
-    database has references, else the shipped stage-1 model).
+    database has references, else the shipped stage-1 model). `folds`: a folds file
+    (`diqa_tf.evaluation.folds`): split i tests on its fold i and trains on the others,
+    and `splits` says how many of its folds to run (`train_ratio` does not apply).
     """
 
     database: str
@@ -57,6 +60,7 @@ class ProtocolSettings:
     train_ratio: float = 0.8
     seed: int = 0
     stage1: str | None = None
+    folds: str | None = None
 
     def __post_init__(self):
         if self.splits < 1:
@@ -127,7 +131,13 @@ def run_protocol(database, settings: ProtocolSettings, recipe: TrainingRecipe, o
     output_dir = Path(output_dir)
     records = load_records(database, settings.root, recipe)
     official = official_split(records)
-    if official:
+    if settings.folds:
+        splits = read_folds(settings.folds, settings.root, records)
+        if settings.splits > len(splits):
+            raise DIQAError(f"{settings.folds}: has {len(splits)} folds; "
+                            f"{settings.splits} were asked for")
+        splits = splits[: settings.splits]
+    elif official:
         logger.info("%s: the database's official training/test sets, one split "
                     "(--splits and --train-ratio do not apply)", database.name)
         splits = [official]
@@ -208,7 +218,8 @@ def _run_split(index, train, test, settings, recipe, has_references, split_dir, 
         "by_distortion": _by_distortion(test, predictions),
         "seconds": seconds,
         "predictions": [
-            {"image": _relative(r.path, settings.root), "score": r.score, "prediction": float(p)}
+            {"image": relative_path(r.path, settings.root), "score": r.score,
+             "prediction": float(p)}
             for r, p in zip(test, predictions)
         ],
     }
@@ -236,16 +247,18 @@ def _by_distortion(test, predictions):
     }
 
 
-def _relative(path, root):
-    root = Path(root)
-    base = root if root.is_dir() else root.parent
-    return os.path.relpath(path, base)
+def _sd(values):
+    """The sample standard deviation over splits (0 for one split)."""
+    return np.std(values, ddof=1) if len(values) > 1 else 0.0
+
+
+STATISTICS = (("median", np.median), ("mean", np.mean), ("sd", _sd))
 
 
 def _aggregate(values_by_metric):
     return {
         statistic: {m: float(f(values_by_metric[m])) for m in METRICS}
-        for statistic, f in (("median", np.median), ("mean", np.mean))
+        for statistic, f in STATISTICS
     }
 
 
@@ -282,11 +295,14 @@ def markdown(summary):
     s = summary["settings"]
     scale = summary["score_scale"]
     direction = "higher" if scale["higher_is_better"] else "lower"
+    if s.get("folds"):
+        how = f"folds of `{s['folds']}` (each tested once, trained on the others)"
+    else:
+        how = f"content-disjoint splits (train ratio {s['train_ratio']:g}, seed {s['seed']})"
     lines = [
         f"# DIQA protocol on `{summary['database']}` ({s['root']})",
         "",
-        f"{summary['splits_done']} of {s['splits']} content-disjoint splits "
-        f"(train ratio {s['train_ratio']:g}, seed {s['seed']}); stage 1: {summary['stage1']}. "
+        f"{summary['splits_done']} of {s['splits']} {how}; stage 1: {summary['stage1']}. "
         f"RMSE on the database's scale ({scale['low']:g}..{scale['high']:g}, "
         f"{direction} = better), after the 4-parameter logistic fit.",
         "",
@@ -299,7 +315,7 @@ def markdown(summary):
             f"| {row['split']} | {row['train_images']} | {row['test_images']} | "
             + " | ".join(f"{row[m]:.4f}" for m in METRICS) + f"{fit} |"
         )
-    for statistic in ("median", "mean"):
+    for statistic, _ in STATISTICS:
         values = summary[statistic]
         lines.append(f"| **{statistic}** | | | " + " | ".join(f"{values[m]:.4f}" for m in METRICS)
                      + " |")
@@ -321,20 +337,28 @@ def markdown(summary):
 
 
 def _check_settings(output_dir, settings, recipe):
-    """Record the settings in `protocol.json`, or refuse a rerun that changed them."""
+    """Record the settings in `protocol.json`, or refuse a rerun that changed them.
+
+    `splits` may change: split i is the same whatever their number (its own seed, or
+    fold i), so a rerun with more splits extends a run and one with fewer reports part.
+    A setting that a run's `protocol.json` predates counts as its default there (what
+    the code that wrote it did), so runs survive new options. A folds file counts by
+    its contents, wherever the checkout is.
+    """
     path = output_dir / "protocol.json"
-    current = {"settings": dataclasses.asdict(settings), "recipe": dataclasses.asdict(recipe)}
-    current = json.loads(json.dumps(current))  # tuples -> lists, as read back
+    current = _as_json(settings, recipe)
     if path.is_file():
         try:
             previous = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise DIQAError(f"{path}: cannot be read ({e})") from None
+        previous = _merged(_as_json(ProtocolSettings("", ""), TrainingRecipe()), previous)
         changed = [
             f"{section}.{key}"
             for section in current
             for key in sorted(set(current[section]) | set(previous.get(section, {})))
             if current[section].get(key) != previous.get(section, {}).get(key)
+            and (section, key) != ("settings", "splits")
         ]
         if changed:
             raise DIQAError(
@@ -343,3 +367,18 @@ def _check_settings(output_dir, settings, recipe):
             )
         return
     write_atomic(path, json.dumps(current, indent=2))
+
+
+def _as_json(settings, recipe):
+    current = {"settings": dataclasses.asdict(settings), "recipe": dataclasses.asdict(recipe)}
+    if settings.folds:
+        digest = hashlib.sha256(Path(settings.folds).read_bytes()).hexdigest()
+        current["settings"]["folds"] = f"sha256:{digest}"
+    return json.loads(json.dumps(current))  # tuples -> lists, as read back
+
+
+def _merged(defaults, values):
+    """`values` over `defaults`, recursively for dicts."""
+    if not isinstance(defaults, dict) or not isinstance(values, dict):
+        return values
+    return {**defaults, **{k: _merged(defaults.get(k), v) for k, v in values.items()}}

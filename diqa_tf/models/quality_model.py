@@ -10,6 +10,21 @@ from diqa_tf.models.per_sample_loss import PerSampleLossModel
 from diqa_tf.models.error_map_model import ErrorMapModel, error_map_head
 
 
+def pairwise_ranking(predicted, target):
+    """Per-sample mean over the other samples j of relu(|t_i - t_j| - s_ij (p_i - p_j)),
+    s_ij = sign(t_i - t_j): each pair's predicted difference must have the true sign and
+    at least the true size. Zero when the predictions equal the targets, so it agrees with
+    the squared error; unlike it, it is paid by every misordered pair. Ours, not the
+    paper's."""
+    predicted = tf.cast(predicted, tf.float32)
+    target = tf.cast(target, tf.float32)
+    true = target[:, None] - target[None, :]
+    guess = predicted[:, None] - predicted[None, :]
+    hinge = tf.nn.relu(tf.abs(true) - tf.sign(true) * guess)  # 0 on the diagonal
+    others = tf.maximum(tf.cast(tf.size(target), tf.float32) - 1.0, 1.0)
+    return tf.reduce_sum(hinge, axis=1) / others
+
+
 @keras.saving.register_keras_serializable(package="diqa_tf")
 class QualityModel(PerSampleLossModel):
     """{"image": I_hat, "features": [2]} -> {"score", "error_map", "quality_map"}.
@@ -73,7 +88,8 @@ class QualityModel(PerSampleLossModel):
         self.score_scale = score_scale
         self.hidden_units = hidden_units
         self.score_mapping = mapping
-        self.ranking_weight, self.ranking_margin = 0.0, 0.03  # set by compile
+        # Set by compile: the synthetic ranking term and the in-batch pairwise term.
+        self.ranking_weight, self.ranking_margin, self.pair_ranking_weight = 0.0, 0.03, 0.0
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
     @classmethod
@@ -88,11 +104,13 @@ class QualityModel(PerSampleLossModel):
         model.get_layer("error_map").set_weights(stage1.get_layer("error_map").get_weights())
         return model
 
-    def compile(self, ranking_weight=0.0, ranking_margin=0.03, **kwargs):
-        """Keras compile, plus the weight and margin of the optional ranking term."""
+    def compile(self, ranking_weight=0.0, ranking_margin=0.03, pair_ranking_weight=0.0, **kwargs):
+        """Keras compile, plus the weights of the optional ranking terms (and the margin of
+        the synthetic one); see `_per_sample_loss`."""
         super().compile(**kwargs)
         self.ranking_weight = ranking_weight
         self.ranking_margin = ranking_margin
+        self.pair_ranking_weight = pair_ranking_weight
 
     def get_compile_config(self):
         if not self.compiled:  # nothing to restore
@@ -101,6 +119,7 @@ class QualityModel(PerSampleLossModel):
             **super().get_compile_config(),
             "ranking_weight": self.ranking_weight,
             "ranking_margin": self.ranking_margin,
+            "pair_ranking_weight": self.pair_ranking_weight,
         }
 
     def compile_from_config(self, config):
@@ -118,12 +137,16 @@ class QualityModel(PerSampleLossModel):
         original. Fine-tuned on authentic photos alone (CLIVE, mostly blur), the
         network learns "more high frequencies = better" and rates added noise as
         an improvement; the ranking term keeps stage 1's distortion knowledge.
+
+        Also ours: with `pair_ranking_weight` > 0, `pairwise_ranking` between the
+        images of the batch (on each replica's part of it under a strategy) adds a
+        loss on their order, which SRCC measures and squared error only approximates.
         """
         inputs, scores = data
         target = self.score_mapping.normalize(tf.reshape(scores, [-1]))
         if "distorted_image" not in inputs:
-            predicted = self(inputs, training=training)["score"]
-            return tf.square(self.score_mapping.normalize(predicted) - target)
+            predicted = self.score_mapping.normalize(self(inputs, training=training)["score"])
+            return self._with_pairs(tf.square(predicted - target), predicted, target)
         both = {
             "image": tf.concat([inputs["image"], inputs["distorted_image"]], 0),
             "features": tf.concat([inputs["features"], inputs["distorted_features"]], 0),
@@ -131,7 +154,13 @@ class QualityModel(PerSampleLossModel):
         quality = self.score_mapping.normalize(self(both, training=training)["score"])
         original, distorted = tf.split(quality, 2)
         ranking = tf.nn.relu(self.ranking_margin - (original - distorted))
-        return tf.square(original - target) + self.ranking_weight * ranking
+        loss = tf.square(original - target) + self.ranking_weight * ranking
+        return self._with_pairs(loss, original, target)
+
+    def _with_pairs(self, loss, predicted, target):
+        if not self.pair_ranking_weight:
+            return loss
+        return loss + self.pair_ranking_weight * pairwise_ranking(predicted, target)
 
     def get_config(self):
         return {

@@ -88,6 +88,7 @@ def train_stage2(
             optimizer=keras.optimizers.Nadam(schedule),
             ranking_weight=cfg.ranking_weight,
             ranking_margin=cfg.ranking_margin,
+            pair_ranking_weight=cfg.pair_ranking_weight,
         )
     dataset = stage2_data.training_dataset(
         [r.path for r in train_records],
