@@ -45,8 +45,8 @@ def run(args):
     if args.model:
         quality_model(args.model)  # fail here, not on every executor
     _check_output(args.output)
-    _check_java()
     _check_master(args.master)
+    _check_java()
     for item, reason in problems:
         error(f"{item}: {reason}")
     _quiet_workers()
