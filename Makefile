@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,viz,serving,litert,beam]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,viz,serving,litert,beam,spark]"
 	touch $(STAMP)
 
 demo: $(STAMP)

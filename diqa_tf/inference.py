@@ -286,6 +286,33 @@ class Scorer:
         finish(pending.flush())
         return scores, errors
 
+    def score_contents(self, items):
+        """Score encoded images already in memory: [(path, bytes)] -> (scores, errors).
+
+        For bytes read elsewhere (Spark's binaryFile, object stores): the checks of
+        `files.read_image`, then the batches of `score_files`; `path` only names the
+        image. Returns what score_files returns. Decoding runs in this thread, one
+        image after another (the network costs far more).
+        """
+        paths, scores, errors = [], {}, []
+        pending = _Batcher(self)
+
+        def keep(results):
+            for indices, values in results:
+                for index, value in zip(indices, values):
+                    scores[paths[index]] = float(value)
+
+        for index, (path, contents) in enumerate(items):
+            paths.append(str(path))
+            try:
+                image = files.decode_contents(path, contents, self.config.min_size)
+            except InvalidImageError as e:
+                errors.append(e)
+                continue
+            keep(pending.add(index, image))
+        keep(pending.flush())
+        return scores, errors
+
     def _decoded(self, paths):
         """(index, image) of the files that read and decode, in order, in parallel.
 

@@ -138,6 +138,23 @@ def test_score_files_reports_bad_files_in_order(scorer, image_folder, tmp_path, 
     assert sum(done) == len(paths)
 
 
+def test_score_contents_equals_score_files_and_names_bad_images(scorer, image_folder, tmp_path):
+    paths = sorted(str(p) for p in image_folder.iterdir())
+    expected, _ = scorer.score_files(paths)
+    items = [(p, open(p, "rb").read()) for p in paths]
+    cut = items[1][1][:200]
+    items[1:1] = [("cut.jpg", cut), ("empty.png", b"")]
+    scores, errors = scorer.score_contents(items)
+    assert scores.keys() == expected.keys()
+    for path, score in scores.items():
+        assert score == pytest.approx(expected[path], rel=1e-5, abs=1e-5), path
+    assert [(e.path, e.reason) for e in errors] == [
+        ("cut.jpg", "not a readable PNG/JPEG/BMP/GIF image (the JPEG data end before its "
+         "end-of-image marker: the file is truncated or corrupt)"),
+        ("empty.png", "empty file (0 bytes)"),
+    ]
+
+
 # --- Precision ----------------------------------------------------------------------------
 
 

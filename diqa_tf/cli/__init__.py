@@ -17,7 +17,7 @@ from diqa_tf.errors import DIQAError
 
 COMMANDS = (
     "train", "predict", "evaluate", "explain", "benchmark", "folds", "demo", "export", "convert",
-    "remote", "beam-score",
+    "remote", "beam-score", "spark-score",
 )
 
 
