@@ -95,7 +95,7 @@ def read_scores(pattern):
 
 def compare_in_process(images, rounds):
     """CPU and wall s of the two scoring paths on `images`, in this process."""
-    from diqa_tf.beam import _check_image, _SavedModelScorer, default_saved_model
+    from diqa_tf.beam import _ReadImage, _SavedModelScorer, default_saved_model
     from diqa_tf.inference import Scorer
 
     paths = [str(p) for p in images]
@@ -103,9 +103,11 @@ def compare_in_process(images, rounds):
     saved_model = _SavedModelScorer(str(default_saved_model()))
     scorer = Scorer(_common.shipped_model(), 8)
 
+    read = _ReadImage(16)
+
     def beam_path():
-        for path, data in zip(paths, contents):
-            _check_image(path, data, 16)
+        for path in paths:  # Beam's read and check of each file, as in the pipeline
+            list(read.process(path))
         for i in range(0, len(contents), 8):
             saved_model(contents[i : i + 8])
 
