@@ -26,7 +26,7 @@ DIQA = str(Path(sys.executable).with_name("diqa"))
 GOOD = (("a.png", 40, 56), ("b.jpg", 48, 48), ("c.png", 33, 70), ("d.png", 40, 56),
         ("e.jpg", 52, 36))
 CORRUPT = "broken.jpg"
-TRUNCATED = ("not a readable PNG/JPEG/BMP/GIF image (the JPEG data end before its "
+TRUNCATED = ("not a readable JPEG image (the JPEG data end before its "
              "end-of-image marker: the file is truncated or corrupt)")
 TOO_SMALL = "image is 40x8; both sides must be at least 16 pixels"
 
