@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from diqa_tf.cli.common import EXIT_OK, number, positive_int
+from diqa_tf.cli.common import EXIT_OK, add_database_options, number, positive_int
 
 
 def _train_ratio(text):
@@ -66,20 +66,17 @@ def run(args):
 
 
 def register(commands):
-    from diqa_tf.data.databases import DATABASES
-
     bench = commands.add_parser(
         "benchmark",
         help="train and test on repeated content-disjoint splits of a database",
         description="The paper's protocol: on each random content-disjoint split, train "
         "stage 1 (on the database's reference/distorted pairs, where it has references) and "
         "stage 2 on the training part, then score the test part. Reports each split and the "
-        "median and mean. Run the same command again to resume: finished splits are kept.",
+        "median, mean and standard deviation. With --folds, k-fold cross-validation on the "
+        "fixed folds of a file (`diqa folds`) instead. Run the same command again to resume: "
+        "finished splits are kept.",
     )
-    bench.add_argument("--database", required=True, metavar="NAME",
-                       help=f"one of {', '.join(DATABASES)}")
-    bench.add_argument("--root", required=True, metavar="DIR",
-                       help="the database's folder as unpacked (for `csv`: the CSV file)")
+    add_database_options(bench)
     bench.add_argument("--splits", type=positive_int, metavar="N",
                        help="how many splits (10), or how many of the --folds (all)")
     bench.add_argument("--train-ratio", type=_train_ratio, default=0.8, metavar="F",

@@ -55,5 +55,15 @@ def quality_model(path):
     return load_model(path, expected=QualityModel)
 
 
+def add_database_options(parser):
+    """--database NAME --root DIR, both required (benchmark, folds)."""
+    from diqa_tf.data.databases import DATABASES
+
+    parser.add_argument("--database", required=True, metavar="NAME",
+                        help=f"one of {', '.join(DATABASES)}")
+    parser.add_argument("--root", required=True, metavar="DIR",
+                        help="the database's folder as unpacked (for `csv`: the CSV file)")
+
+
 def add_model_option(parser):
     parser.add_argument("--model", help="a DIQA .keras model (default: the shipped model)")

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from diqa_tf.cli.common import EXIT_OK, positive_int
+from diqa_tf.cli.common import EXIT_OK, add_database_options, positive_int
 
 
 def run(args):
@@ -24,8 +24,6 @@ def run(args):
 
 
 def register(commands):
-    from diqa_tf.data.databases import DATABASES
-
     folds = commands.add_parser(
         "folds",
         help="write fixed content-disjoint cross-validation folds of a database",
@@ -33,10 +31,7 @@ def register(commands):
         "databases without references) into K folds with a fixed seed, and write each "
         "fold's images to a JSON file, for `diqa benchmark --folds`.",
     )
-    folds.add_argument("--database", required=True, metavar="NAME",
-                       help=f"one of {', '.join(DATABASES)}")
-    folds.add_argument("--root", required=True, metavar="DIR",
-                       help="the database's folder as unpacked (for `csv`: the CSV file)")
+    add_database_options(folds)
     folds.add_argument("--k", type=positive_int, default=5, metavar="K", help="how many folds (5)")
     folds.add_argument("--seed", type=int, default=0, metavar="S", help="the shuffle's seed (0)")
     folds.add_argument("--output", required=True, metavar="JSON", help="the folds file to write")
