@@ -21,7 +21,7 @@ import numpy as np
 
 from _common import DATA, RESULTS, table, write_result
 
-C_GRID = (1.0, 4.0, 16.0, 64.0, 256.0)
+C_GRID = (4.0, 16.0, 64.0, 256.0, 1024.0)
 GAMMA_GRID = (0.01, 0.03, 0.1, 0.3)
 EPSILON = 0.1
 
