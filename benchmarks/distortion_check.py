@@ -56,6 +56,7 @@ def main():
     from diqa_tf.data.databases import get_database
     from diqa_tf.evaluation.folds import read_folds
     from diqa_tf.evaluation.protocol import load_records
+    from diqa_tf.explain import Explainer
     from diqa_tf.inference import Scorer
     from diqa_tf.models import QualityModel
     from diqa_tf.resources import load_model
@@ -75,7 +76,8 @@ def main():
     if args.fold:
         indices = read_folds(args.folds, root, records)[args.fold - 1][1]
     chosen = best_photos(records, args.photos, indices)
-    scorer = Scorer(load_model(args.model, expected=QualityModel))
+    model = load_model(args.model, expected=QualityModel)
+    scorer = Scorer(model)
 
     per_kind, rows = {}, []
     for kind in KINDS:
@@ -94,8 +96,8 @@ def main():
         rows.append([kind, f"{per_kind[kind]['falling']}/{len(series)}",
                      per_kind[kind]["median_spearman"], *means])
 
-    items, outputs = demo.run_demo(scorer)
-    demo_table = demo.score_table(items, outputs)
+    items, outputs = demo.run_demo(Explainer(model))
+    demo_table = demo.mean_table(items, outputs, "score")
     demo_falls = {k: bool(np.all(np.diff(row) < 0)) for k, row in demo_table.items()}
     for kind, row in demo_table.items():
         rows.append([f"demo {kind}", "falls" if demo_falls[kind] else "NOT falling", "", *row])
