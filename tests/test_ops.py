@@ -1,5 +1,6 @@
 """The preprocessing ops (DESIGN 1-2) against OpenCV and a float64 numpy reference."""
 
+import io
 import os
 
 import cv2
@@ -7,9 +8,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from diqa_tf import ops, preprocessing
 from diqa_tf.config import PreprocessingConfig
+from diqa_tf.data import formats
 from diqa_tf.layers import HighPass, Normalize
 
 CONFIG = PreprocessingConfig()
@@ -475,3 +478,29 @@ def test_decode_webp(rng, options):
     assert image.dtype == np.float32 and image.shape == (6, 7, 3)
     if options.get("lossless"):
         np.testing.assert_array_equal(image, rgb.astype(np.float32))
+
+
+# ---------------------------------------------------------------- format signatures
+
+
+def _encoded(fmt):
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), 100, np.uint8)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "fmt, name, in_graph",
+    [("PNG", "PNG", True), ("JPEG", "JPEG", True), ("GIF", "GIF", True), ("BMP", "BMP", True),
+     ("WEBP", "WebP", True), ("TIFF", "TIFF", False)],
+)
+def test_sniff_and_the_graph_check_agree_on_real_files(fmt, name, in_graph):
+    contents = _encoded(fmt)
+    assert formats.sniff(contents) == name
+    assert bool(ops.is_decodable(tf.constant(contents))) is in_graph
+
+
+@pytest.mark.parametrize("contents", [b"", b"BZ", b"RIFF\0\0\0\0WAVEfmt ", b"GIF90a", b"hello"])
+def test_non_images_are_neither_sniffed_nor_decodable(contents):
+    assert formats.sniff(contents) is None
+    assert not bool(ops.is_decodable(tf.constant(contents)))

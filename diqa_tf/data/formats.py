@@ -46,16 +46,9 @@ class UnreadableImage(Exception):
 def sniff(contents):
     """The format's name (one of TF_FORMATS + PILLOW_FORMATS) from the leading bytes, or None."""
     head = bytes(contents[:32])
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "GIF"
-    if head.startswith(b"BM"):
-        return "BMP"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "WebP"
+    for kind, parts in ops.TF_SIGNATURES:
+        if all(head[start : start + len(m)] == m for start, m in parts):
+            return kind
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # TIFF, BigTIFF
         return "TIFF"
     if head[4:8] == b"ftyp":

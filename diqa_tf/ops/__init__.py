@@ -1,6 +1,7 @@
 """Pure TF functions: usable in tf.data, in exported graphs and on numpy arrays."""
 
 from diqa_tf.ops.image import (
+    TF_SIGNATURES,
     decode_8_bit,
     decode_16_bit_png,
     decode_image,
@@ -20,6 +21,7 @@ from diqa_tf.ops.maps import (
 from diqa_tf.ops.pyramid import high_pass, low_pass, pyr_down, pyr_up
 
 __all__ = [
+    "TF_SIGNATURES",
     "decode_16_bit_png",
     "decode_8_bit",
     "decode_image",

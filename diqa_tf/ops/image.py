@@ -12,15 +12,26 @@ def leading_bytes(contents, length):
     return tf.strings.join([tf.strings.substr(contents, 0, length), b"\0" * length])
 
 
-# The leading bytes (offset, bytes) of the formats `decode_image` reads.
-_DECODED_MAGIC = ((0, b"\x89PNG"), (0, b"\xff\xd8\xff"), (0, b"GIF"), (0, b"BM"), (8, b"WEBP"))
+# The formats `decode_image` reads, by their leading bytes: each signature is a list of
+# (offset, bytes) that must all match. `diqa_tf.data.formats.sniff` reads the same table.
+TF_SIGNATURES = (
+    ("PNG", ((0, b"\x89PNG\r\n\x1a\n"),)),
+    ("JPEG", ((0, b"\xff\xd8\xff"),)),
+    ("GIF", ((0, b"GIF87a"),)),
+    ("GIF", ((0, b"GIF89a"),)),
+    ("BMP", ((0, b"BM"),)),
+    ("WebP", ((0, b"RIFF"), (8, b"WEBP"))),
+)
 
 
 def is_decodable(contents):
     """True for bytes that start like PNG, JPEG, GIF, BMP or WebP (works in graphs)."""
     head = leading_bytes(contents, 12)
     return tf.reduce_any(
-        [tf.strings.substr(head, start, len(m)) == m for start, m in _DECODED_MAGIC]
+        [
+            tf.reduce_all([tf.strings.substr(head, start, len(m)) == m for start, m in parts])
+            for _, parts in TF_SIGNATURES
+        ]
     )
 
 
