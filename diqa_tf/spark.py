@@ -19,6 +19,7 @@ import functools
 import logging
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 from pyspark import SparkFiles, StorageLevel, TaskContext
@@ -166,10 +167,10 @@ def _score_paths(scorer, paths):
 
 
 def _local_path(path):
-    """The local file a path names (`file:/a/b.jpg`, as binaryFile lists it, is /a/b.jpg);
-    None for another scheme (hdfs://, s3a://, ...)."""
+    """The local file a path names (`file:/a/b%20c.jpg`, as binaryFile lists it, is
+    /a/b c.jpg); None for another scheme (hdfs://, s3a://, ...)."""
     if path.startswith("file:"):
-        return "/" + path[len("file:"):].lstrip("/")
+        return "/" + unquote(path[len("file:"):]).lstrip("/")
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", path):
         return None
     return path

@@ -100,6 +100,17 @@ def test_frame_of_paths_scores_local_files_and_names_the_rest(scorer, images, pr
     }
 
 
+def test_file_uris_are_percent_decoded_as_binary_file_writes_them(
+    scorer, images, predicted, tmp_path
+):
+    spaced = tmp_path / "with space.png"
+    shutil.copy(images / GOOD[0][0], spaced)
+    uri = "file:" + str(spaced).replace(" ", "%20")
+    out = score_frame(scorer, pd.DataFrame({"path": [uri]}))
+    assert out.error.isna().all(), out.error[0]
+    assert out.score[0] == pytest.approx(predicted[str(images / GOOD[0][0])], rel=1e-5)
+
+
 def test_frame_of_contents_scores_bytes_as_binary_file_gives_them(scorer, images, predicted):
     names = [name for name, _, _ in GOOD] + [CORRUPT, "tiny.png"]
     paths = [f"file:{images / name}" for name in names]  # as binaryFile lists them
