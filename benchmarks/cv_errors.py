@@ -32,14 +32,12 @@ def main():
     mos = np.array([p["score"] for p in predictions])
     predicted = np.array([p["prediction"] for p in predictions])
 
-    fifths, rows = [], []
-    for i, part in enumerate(np.array_split(np.argsort(mos), 5), start=1):
-        fifths.append({"fifth": i, "mos_range": [float(mos[part].min()), float(mos[part].max())],
-                       "mean_mos": float(mos[part].mean()),
-                       "mean_prediction": float(predicted[part].mean())})
-        rows.append([i, f"{mos[part].min():.1f}-{mos[part].max():.1f}", mos[part].mean(),
-                     predicted[part].mean()])
-    table(["MOS fifth", "MOS range", "mean MOS", "mean prediction"], rows)
+    fifths = [{"fifth": i, "mos_range": [float(mos[part].min()), float(mos[part].max())],
+               "mean_mos": float(mos[part].mean()), "mean_prediction": float(predicted[part].mean())}
+              for i, part in enumerate(np.array_split(np.argsort(mos), 5), start=1)]
+    table(["MOS fifth", "MOS range", "mean MOS", "mean prediction"],
+          [[f["fifth"], "{:.1f}-{:.1f}".format(*f["mos_range"]), f["mean_mos"], f["mean_prediction"]]
+           for f in fifths])
 
     error = predicted - mos
     order = np.argsort(error)
