@@ -101,6 +101,18 @@ def _check_echo(name, value):
         raise ConfigError(f"`{name}` must be a whole number >= 1. Received: {value!r}")
 
 
+def _check_focus_kinds(kinds):
+    # Imported here, not at the top: only this check needs TensorFlow's module.
+    from diqa_tf.data.distortions import DISTORTIONS
+
+    unknown = [k for k in kinds if k not in DISTORTIONS]
+    if not kinds or unknown:
+        raise ConfigError(
+            f"`ranking_focus_kinds` must name one or more of {', '.join(DISTORTIONS)}. "
+            f"Received: {list(kinds)!r}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Stage1Config:
     """Stage 1: objective error maps from synthetic pairs (DESIGN 4)."""
@@ -154,6 +166,13 @@ class Stage2Config:
     # original; see QualityModel._per_sample_loss. Needs crop_size > 0.
     ranking_weight: float = 0.0
     ranking_margin: float = 0.03
+    # Ours: the distorted copies are of any type at levels 1-4 (of 0-4), because the
+    # lightest level of some types (sharpening, contrast, exposure) can improve a photo.
+    # This share of them is drawn instead from `ranking_focus_kinds` at all 5 levels, the
+    # lightest included: JPEG, blur and noise never improve a photo, and CLIVE rarely
+    # shows them added to a good one. 0 = off.
+    ranking_focus_fraction: float = 0.0
+    ranking_focus_kinds: tuple = ("jpeg", "gaussian_blur", "white_noise")
     # Ours (0 = the paper's loss): weight of a pairwise term between the photos of a
     # batch, asking their predicted order and gaps to match their scores'; see
     # models.quality_model.pairwise_ranking. Costs no extra forward pass.
@@ -168,6 +187,18 @@ class Stage2Config:
         _check_echo("crop_echo", self.crop_echo)
         if self.crop_echo > 1 and not self.crop_size:
             raise ConfigError("`crop_echo` needs training crops: set a `crop_size` above 0")
+        if not 0.0 <= self.ranking_focus_fraction <= 1.0:
+            raise ConfigError(
+                "`ranking_focus_fraction` must be between 0 and 1. "
+                f"Received: {self.ranking_focus_fraction!r}"
+            )
+        if self.ranking_focus_fraction > 0:
+            if not self.ranking_weight:
+                raise ConfigError(
+                    "`ranking_focus_fraction` shapes the ranking term: set a "
+                    "`ranking_weight` above 0"
+                )
+            _check_focus_kinds(self.ranking_focus_kinds)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Stage2Config":

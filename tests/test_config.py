@@ -40,6 +40,22 @@ def test_bad_precision_and_scale_raise():
         TrainingRecipe.from_dict({"stage2": {"crop_echo": 2, "crop_size": 0}})
 
 
+@pytest.mark.parametrize(
+    "stage2, message",
+    [
+        ({"ranking_weight": 0.2, "ranking_focus_fraction": 1.5}, "between 0 and 1"),
+        ({"ranking_weight": 0.2, "ranking_focus_fraction": 0.5,
+          "ranking_focus_kinds": ["jpeg", "jpg"]}, "must name one or more of jpeg"),
+        ({"ranking_weight": 0.2, "ranking_focus_fraction": 0.5, "ranking_focus_kinds": []},
+         "must name one or more"),
+        ({"ranking_focus_fraction": 0.5}, "set a `ranking_weight` above 0"),
+    ],
+)
+def test_bad_ranking_focus_raises(stage2, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainingRecipe.from_dict({"stage2": stage2})
+
+
 def test_load_reports_the_file(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[stage1\n")

@@ -536,6 +536,43 @@ def test_stage2_ranking_pairs(tmp_path):
         stage2.training_dataset(paths, [1.0] * 3, CONFIG, 2, crop_size=0, seed=0, ranking=True)
 
 
+def _focus_draws(focus_kinds, focus_fraction, count=40):
+    """(kind name, level) of each of `count` ranking distortions, found by replaying
+    every single kind and level of `distortions.distort` with the same seed (None for
+    a mixture)."""
+    crop = tf.constant(_texture(24, seed=3), tf.float32)
+    draws = []
+    for i in range(count):
+        seeds = tf.unstack(tf.random.experimental.stateless_split([7, i], 3))
+        out = stage2._ranking_distortion(crop, *seeds, focus_kinds, focus_fraction).numpy()
+        replays = (
+            (name, level)
+            for index, name in enumerate(distortions.DISTORTIONS)
+            for level in range(distortions.NUM_LEVELS)
+            if np.array_equal(out, distortions.distort(crop, index, level, seeds[2]).numpy())
+        )
+        draws.append(next(replays, None))
+    return draws
+
+
+def test_ranking_focus_draws_its_kinds_at_every_level_the_lightest_included():
+    draws = _focus_draws(("white_noise", "jpeg"), 1.0)
+    assert {name for name, _ in draws} == {"white_noise", "jpeg"}
+    assert {level for _, level in draws} == set(range(distortions.NUM_LEVELS))
+
+
+def test_without_focus_ranking_distortions_skip_the_lightest_level():
+    crop = tf.constant(_texture(24, seed=3), tf.float32)
+    for i in range(20):
+        seeds = tf.unstack(tf.random.experimental.stateless_split([7, i], 3))
+        np.testing.assert_array_equal(  # the stream of recipes from before the focus
+            stage2._ranking_distortion(crop, *seeds, ("jpeg",), 0.0),
+            stage1.random_distortion(crop, *seeds, min_level=1),
+        )
+    half = _focus_draws(("white_noise",), 0.5, count=60)
+    assert 0 < sum(d == ("white_noise", 0) for d in half)
+
+
 def test_training_pipelines_read_what_predict_reads(tmp_path, textured_image):
     """formats.decode_file (stage-2 and database-pair pipelines): TF decodes its
     formats in the graph, Pillow the others; both as files.read_image gives them."""

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from diqa_tf import preprocessing
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data import formats
+from diqa_tf.data import distortions, formats
 from diqa_tf.data.options import with_autotuning
 from diqa_tf.data.stage1 import MARGIN, echoed_batches, random_distortion, with_seeds
 
@@ -41,8 +41,28 @@ def _load_rgb(path, score, config):
     return {"rgb": tf.cast(tf.round(image), tf.uint8), "features": features}, score
 
 
-def _ranking_pair(inputs, score, crop_size, seed, config):
-    """A random crop and a distorted copy (a random type at levels 1-4), both normalized.
+def _ranking_distortion(crop, s_kind, s_level, s_distort, focus_kinds, focus_fraction):
+    """`crop` distorted by any type at levels 1-4 or, with probability `focus_fraction`,
+    by one of `focus_kinds` (names) at levels 0-4 (see Stage2Config.ranking_focus_fraction)."""
+    if not focus_fraction:  # as before the focus existed: the same random streams
+        return random_distortion(crop, s_kind, s_level, s_distort, min_level=1)
+    s_focus, s_focus_kind = tf.unstack(
+        tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(s_kind, 1), 2)
+    )
+    focus = tf.random.stateless_uniform([], s_focus) < focus_fraction
+    kinds = tf.constant([distortions.ALL_KINDS.index(k) for k in focus_kinds], tf.int32)
+    focus_kind = tf.gather(
+        kinds, tf.random.stateless_uniform([], s_focus_kind, 0, len(focus_kinds), dtype=tf.int32)
+    )
+    any_kind = tf.random.stateless_uniform([], s_kind, 0, len(distortions.ALL_KINDS), dtype=tf.int32)
+    level = tf.random.stateless_uniform(
+        [], s_level, tf.where(focus, 0, 1), distortions.NUM_LEVELS, dtype=tf.int32
+    )
+    return distortions.distort(crop, tf.where(focus, focus_kind, any_kind), level, s_distort)
+
+
+def _ranking_pair(inputs, score, crop_size, seed, config, focus_kinds=(), focus_fraction=0.0):
+    """A random crop and a distorted copy (`_ranking_distortion`), both normalized.
 
     Normalization runs on the crop plus a margin, so the crop sees real context. The
     distorted copy's whole-image features are estimated as the original's plus the
@@ -54,7 +74,9 @@ def _ranking_pair(inputs, score, crop_size, seed, config):
     size = crop_size + 2 * MARGIN
     crop = tf.image.stateless_random_crop(tf.cast(inputs["rgb"], tf.float32), [size, size, 3], s_crop)
     crop = tf.image.stateless_random_flip_left_right(crop, s_crop)
-    distorted = random_distortion(crop, s_kind, s_level, s_distort, min_level=1)
+    distorted = _ranking_distortion(
+        crop, s_kind, s_level, s_distort, focus_kinds, focus_fraction
+    )
     original, changed = preprocessing.normalize(crop, config), preprocessing.normalize(distorted, config)
     inner = slice(MARGIN, MARGIN + crop_size)
     return {
@@ -74,8 +96,13 @@ def training_dataset(
     seed,
     ranking=False,
     echo=1,
+    ranking_focus_kinds=(),
+    ranking_focus_fraction=0.0,
 ):
     """Endless shuffled batches. Whole images when `crop_size` is 0, batched by size.
+
+    `ranking_focus_*`: how the ranking term's distorted copies are drawn, as in
+    Stage2Config.
 
     `echo` > 1 uses each training crop that many times (`stage1.echoed_batches`); whole
     images are normalized once and cached, so there is nothing to echo.
@@ -92,7 +119,9 @@ def training_dataset(
 
         def crop(example, s):
             if ranking:
-                return _ranking_pair(*example, crop_size, s, config)
+                return _ranking_pair(
+                    *example, crop_size, s, config, ranking_focus_kinds, ranking_focus_fraction
+                )
             return _random_crop(*example, crop_size, s)
 
         ds = with_seeds(ds, seed).map(crop, num_parallel_calls=tf.data.AUTOTUNE)

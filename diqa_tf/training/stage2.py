@@ -101,6 +101,8 @@ def train_stage2(
         cfg.seed,
         ranking=cfg.ranking_weight > 0,
         echo=cfg.crop_echo,
+        ranking_focus_kinds=cfg.ranking_focus_kinds,
+        ranking_focus_fraction=cfg.ranking_focus_fraction,
     )
     held = [records[i] for i in holdout_idx]
     if held:  # first: the epoch logs then carry the held-out SRCC/PLCC to the others
