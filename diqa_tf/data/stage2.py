@@ -46,15 +46,16 @@ def _ranking_distortion(crop, s_kind, s_level, s_distort, focus_kinds, focus_fra
     by one of `focus_kinds` (names) at levels 0-4 (see Stage2Config.ranking_focus_fraction)."""
     if not focus_fraction:  # as before the focus existed: the same random streams
         return random_distortion(crop, s_kind, s_level, s_distort, min_level=1)
-    s_focus, s_focus_kind = tf.unstack(
-        tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(s_kind, 1), 2)
-    )
+    focus_seed = tf.random.experimental.stateless_fold_in(s_kind, 1)
+    s_focus, s_focus_kind = tf.unstack(tf.random.experimental.stateless_split(focus_seed, 2))
     focus = tf.random.stateless_uniform([], s_focus) < focus_fraction
     kinds = tf.constant([distortions.ALL_KINDS.index(k) for k in focus_kinds], tf.int32)
     focus_kind = tf.gather(
         kinds, tf.random.stateless_uniform([], s_focus_kind, 0, len(focus_kinds), dtype=tf.int32)
     )
-    any_kind = tf.random.stateless_uniform([], s_kind, 0, len(distortions.ALL_KINDS), dtype=tf.int32)
+    any_kind = tf.random.stateless_uniform(
+        [], s_kind, 0, len(distortions.ALL_KINDS), dtype=tf.int32
+    )
     level = tf.random.stateless_uniform(
         [], s_level, tf.where(focus, 0, 1), distortions.NUM_LEVELS, dtype=tf.int32
     )
@@ -74,9 +75,7 @@ def _ranking_pair(inputs, score, crop_size, seed, config, focus_kinds=(), focus_
     size = crop_size + 2 * MARGIN
     crop = tf.image.stateless_random_crop(tf.cast(inputs["rgb"], tf.float32), [size, size, 3], s_crop)
     crop = tf.image.stateless_random_flip_left_right(crop, s_crop)
-    distorted = _ranking_distortion(
-        crop, s_kind, s_level, s_distort, focus_kinds, focus_fraction
-    )
+    distorted = _ranking_distortion(crop, s_kind, s_level, s_distort, focus_kinds, focus_fraction)
     original, changed = preprocessing.normalize(crop, config), preprocessing.normalize(distorted, config)
     inner = slice(MARGIN, MARGIN + crop_size)
     return {
