@@ -534,6 +534,10 @@ def test_stage2_ranking_pairs(tmp_path):
         assert not np.allclose(inputs["image"], inputs["distorted_image"])
     with pytest.raises(ValueError, match="needs training crops"):
         stage2.training_dataset(paths, [1.0] * 3, CONFIG, 2, crop_size=0, seed=0, ranking=True)
+    too_big = stage2.training_dataset(paths, [1.0] * 3, CONFIG, 2, crop_size=40, seed=0,
+                                      ranking=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least 72x72 .* crop_size 40"):
+        next(iter(too_big))
 
 
 def _focus_draws(focus_kinds, focus_fraction, count=40):

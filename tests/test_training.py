@@ -313,3 +313,45 @@ def test_recipe_pair_echo_reaches_the_training_pipeline(monkeypatch, tmp_path, s
                      str(recipe), "--output", str(tmp_path / "out"), "--quiet"])
     assert code == 0 and (tmp_path / "out" / "stage1.keras").is_file()
     assert seen == [2, 1]
+
+
+def test_recipe_ranking_focus_reaches_the_training_pipeline(
+    monkeypatch, capsys, tmp_path, scored_csv, tiny_stage1_model_path
+):
+    """`ranking_focus_*` in a recipe shape the ranking term's distorted copies."""
+    from diqa_tf.data import stage2 as stage2_data
+
+    real, seen = stage2_data.training_dataset, []
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["ranking"], kwargs["ranking_focus_kinds"],
+                     kwargs["ranking_focus_fraction"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage2_data, "training_dataset", spy)
+    recipe = tmp_path / "focus.toml"
+    # Ranking crops take MARGIN pixels of context each side: 8 + 32 fits the 40x56 images.
+    recipe.write_text(RECIPE.replace("crop_size = 32\nbatch_size = 2", "crop_size = 8\nbatch_size = 2")
+                      .replace("[stage2]\n", "[stage2]\nranking_weight = 0.2\n"
+                               "ranking_focus_fraction = 1.0\n"
+                               'ranking_focus_kinds = ["white_noise"]\n'))
+    code = cli.main(["train", "stage2", "--csv", str(scored_csv), "--stage1",
+                     str(tiny_stage1_model_path), "--config", str(recipe),
+                     "--output", str(tmp_path / "out"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert seen == [(True, ("white_noise",), 1.0)]
+
+
+def test_ranking_crops_larger_than_the_images_fail_clearly(
+    capsys, tmp_path, scored_csv, tiny_stage1_model_path
+):
+    recipe = tmp_path / "ranking.toml"
+    recipe.write_text(RECIPE.replace("[stage2]\n", "[stage2]\nranking_weight = 0.2\n"))
+    code = cli.main(["train", "stage2", "--csv", str(scored_csv), "--stage1",
+                     str(tiny_stage1_model_path), "--config", str(recipe),
+                     "--output", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert (f"{scored_csv}: stage-2 ranking crops need images of at least 64x64 (the "
+            "crop_size 32 plus 16 pixels of context each side)") in err
+    assert "function_node" not in err and "assertion failed" not in err

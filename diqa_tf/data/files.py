@@ -140,10 +140,12 @@ def _check_jpeg_complete(path, contents):
 
 
 def tf_reason(error):
-    """The first line of a TF decoding error without its op-name decorations."""
+    """The first line of a TF error without its op-name decorations; of a failed graph
+    assertion, only its message."""
     text = (error.message or "").strip().splitlines()
     text = text[0] if text else ""
     text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"^assertion failed: \[(.*?)\].*$", r"\1", text)
     text = re.sub(r"\s*\[Op:\w+\]$", "", text).strip()
     return text or "cannot be decoded"
 

@@ -73,6 +73,13 @@ def _ranking_pair(inputs, score, crop_size, seed, config, focus_kinds=(), focus_
         tf.random.experimental.stateless_split(seed, 4)
     )
     size = crop_size + 2 * MARGIN
+    tf.debugging.assert_greater_equal(
+        tf.reduce_min(tf.shape(inputs["rgb"])[:2]),
+        size,
+        message=f"stage-2 ranking crops need images of at least {size}x{size} (the crop_size "
+        f"{crop_size} plus {MARGIN} pixels of context each side); use a smaller "
+        "stage2.crop_size",
+    )
     crop = tf.image.stateless_random_crop(tf.cast(inputs["rgb"], tf.float32), [size, size, 3], s_crop)
     crop = tf.image.stateless_random_flip_left_right(crop, s_crop)
     distorted = _ranking_distortion(crop, s_kind, s_level, s_distort, focus_kinds, focus_fraction)

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from diqa_tf.atomic import write_atomic
 from diqa_tf.config import TrainingRecipe
-from diqa_tf.data import stage2 as stage2_data
+from diqa_tf.data import files, stage2 as stage2_data
 from diqa_tf.data.score_csv import read_score_csv
 from diqa_tf.errors import DatasetError
 from diqa_tf.evaluation.metrics import correlations
@@ -124,7 +124,7 @@ def train_stage2(
             callbacks=callbacks,
         )
     except tf.errors.InvalidArgumentError as e:
-        raise DatasetError(f"{csv_path}: {e.message.splitlines()[0]}") from None
+        raise DatasetError(f"{csv_path}: {files.tf_reason(e)}") from None
     seconds = time.time() - start
 
     model = as_float32(model, QualityModel)
