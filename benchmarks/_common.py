@@ -160,3 +160,21 @@ def write_result(name, data):
     path.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
     return path
+
+
+def series_scores(scorer, rgb, kind, seed, levels=range(5)):
+    """Scores of the photo and of it distorted by `kind` (a name in
+    diqa_tf.data.distortions) at each of `levels` (0-4, mild to severe), seeded by
+    [`seed`, level]: 1 + len(levels) values."""
+    import numpy as np
+    import tensorflow as tf
+
+    from diqa_tf.data import distortions
+
+    index = distortions.ALL_KINDS.index(kind)
+    image = tf.constant(rgb, tf.float32)
+    images = [np.asarray(rgb, np.float32)] + [
+        distortions.distort(image, index, level, tf.constant([seed, level])).numpy()
+        for level in levels
+    ]
+    return [float(v) for v in scorer.score_arrays(images)]

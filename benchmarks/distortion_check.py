@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATA, table, write_result
+from _common import DATA, series_scores, table, write_result
 
 KINDS = ("jpeg", "gaussian_blur", "white_noise")
 FALLS = -0.8  # a series "falls" when its Spearman against the level is at most this
@@ -30,21 +30,6 @@ def best_photos(records, count, indices=None):
     """The `count` records with the highest score (among `indices` when given)."""
     pool = range(len(records)) if indices is None else indices
     return sorted(pool, key=lambda i: -records[i].score)[:count]
-
-
-def series_scores(scorer, rgb, kind, seed):
-    """Scores of the photo and of its 5 distortion levels (6 values)."""
-    import tensorflow as tf
-
-    from diqa_tf.data import distortions
-
-    index = distortions.ALL_KINDS.index(kind)
-    image = tf.constant(rgb, tf.float32)
-    images = [rgb.astype(np.float32)] + [
-        distortions.distort(image, index, level, tf.constant([seed, level])).numpy()
-        for level in range(distortions.NUM_LEVELS)
-    ]
-    return [float(v) for v in scorer.score_arrays(images)]
 
 
 def main():

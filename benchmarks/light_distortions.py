@@ -18,16 +18,14 @@ import os
 
 import numpy as np
 
-from _common import DATA, table, write_result
+from _common import DATA, series_scores, table, write_result
 
 KINDS = ("jpeg", "gaussian_blur", "white_noise")
 LEVELS = (0, 1)
 
 
 def main():
-    import tensorflow as tf
-
-    from diqa_tf.data import distortions, files
+    from diqa_tf.data import files
     from diqa_tf.inference import Scorer
     from diqa_tf.models import QualityModel
     from diqa_tf.resources import load_model
@@ -45,17 +43,11 @@ def main():
     scorer = Scorer(load_model(args.model, expected=QualityModel))
     changes = {kind: {level: [] for level in LEVELS} for kind in KINDS}
     for seed, path in enumerate(paths):
-        rgb = files.read_image(path).numpy().astype(np.float32)
-        image = tf.constant(rgb)
+        rgb = files.read_image(path).numpy()
         for kind in KINDS:
-            index = distortions.ALL_KINDS.index(kind)
-            distorted = [
-                distortions.distort(image, index, level, tf.constant([seed, level])).numpy()
-                for level in LEVELS
-            ]
-            original, *scores = scorer.score_arrays([rgb, *distorted])
+            original, *scores = series_scores(scorer, rgb, kind, seed, LEVELS)
             for level, score in zip(LEVELS, scores):
-                changes[kind][level].append(float(score - original))
+                changes[kind][level].append(score - original)
 
     rows, summary = [], {}
     for kind in KINDS:

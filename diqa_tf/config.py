@@ -96,7 +96,7 @@ def _check_precision(precision):
         raise ConfigError(f"`precision` must be one of {PRECISIONS}. Received: {precision!r}")
 
 
-def _check_echo(name, value):
+def _check_whole(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"`{name}` must be a whole number >= 1. Received: {value!r}")
 
@@ -139,7 +139,7 @@ class Stage1Config:
 
     def __post_init__(self):
         _check_precision(self.precision)
-        _check_echo("pair_echo", self.pair_echo)
+        _check_whole("pair_echo", self.pair_echo)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Stage1Config":
@@ -177,6 +177,15 @@ class Stage2Config:
     # batch, asking their predicted order and gaps to match their scores'; see
     # models.quality_model.pairwise_ranking. Costs no extra forward pass.
     pair_ranking_weight: float = 0.0
+    # Ours (0 = off): weight of the same hinge (same margin) on crops of PRISTINE photos
+    # given to training (`diqa train stage2 --ranking-references DIR`), their distorted
+    # copies of any type at all 5 levels. CLIVE's photos are camera JPEGs already, so
+    # the hinge on them cannot teach that light JPEG on a clean photo is worse; see
+    # QualityModel._per_sample_loss. Each step adds `reference_batch_size` such crops
+    # of `reference_crop_size` pixels (and their copies) to the batch.
+    reference_ranking_weight: float = 0.0
+    reference_batch_size: int = 8
+    reference_crop_size: int = 128
     precision: str = "float32"
     # Ours: data echoing, as stage1.pair_echo; each training crop (with its distorted
     # copy) is used this many times. Needs crop_size > 0. 1 = always fresh crops.
@@ -184,7 +193,7 @@ class Stage2Config:
 
     def __post_init__(self):
         _check_precision(self.precision)
-        _check_echo("crop_echo", self.crop_echo)
+        _check_whole("crop_echo", self.crop_echo)
         if self.crop_echo > 1 and not self.crop_size:
             raise ConfigError("`crop_echo` needs training crops: set a `crop_size` above 0")
         if not 0.0 <= self.ranking_focus_fraction <= 1.0:
@@ -199,6 +208,13 @@ class Stage2Config:
                     "`ranking_weight` above 0"
                 )
             _check_focus_kinds(self.ranking_focus_kinds)
+        if self.reference_ranking_weight < 0:
+            raise ConfigError(
+                "`reference_ranking_weight` must be 0 (off) or above. "
+                f"Received: {self.reference_ranking_weight!r}"
+            )
+        _check_whole("reference_batch_size", self.reference_batch_size)
+        _check_whole("reference_crop_size", self.reference_crop_size)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Stage2Config":

@@ -49,6 +49,9 @@ def test_bad_precision_and_scale_raise():
         ({"ranking_weight": 0.2, "ranking_focus_fraction": 0.5, "ranking_focus_kinds": []},
          "must name one or more"),
         ({"ranking_focus_fraction": 0.5}, "set a `ranking_weight` above 0"),
+        ({"reference_ranking_weight": -0.1}, "`reference_ranking_weight` must be 0"),
+        ({"reference_batch_size": 0}, "`reference_batch_size` must be a whole number"),
+        ({"reference_crop_size": 12.5}, "`reference_crop_size` must be a whole number"),
     ],
 )
 def test_bad_ranking_focus_raises(stage2, message):

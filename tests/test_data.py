@@ -540,6 +540,34 @@ def test_stage2_ranking_pairs(tmp_path):
         next(iter(too_big))
 
 
+def test_stage2_batches_carry_pristine_crops_and_distorted_copies(tmp_path):
+    """With `references`, each batch also holds that many pristine ranking crops."""
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"p{i}.png"
+        iio.imwrite(path, _texture(40, seed=i).astype(np.uint8), extension=".png")
+        paths.append(str(path))
+    pristine = [(f"ref{i}", _texture(48 + 8 * i, seed=10 + i)) for i in range(2)]
+    ds = stage2.training_dataset(paths, [10.0, 20.0, 30.0], CONFIG, batch_size=2, crop_size=8,
+                                 seed=0, references=pristine, reference_batch_size=3,
+                                 reference_crop_size=12)
+    batches = _take(ds, 2)
+    for inputs, scores in batches:
+        assert scores.shape == (2,) and inputs["image"].shape == (2, 8, 8, 1)
+        for key in ("image", "distorted_image"):
+            assert inputs[f"reference_{key}"].shape == (3, 12, 12, 1)
+        for key in ("features", "distorted_features"):
+            assert inputs[f"reference_{key}"].shape == (3, 2)
+        assert np.all(np.isfinite(inputs["reference_distorted_image"]))
+        assert not np.allclose(inputs["reference_image"], inputs["reference_distorted_image"])
+    assert not np.array_equal(batches[0][0]["reference_image"], batches[1][0]["reference_image"])
+    again = _take(stage2.training_dataset(
+        paths, [10.0, 20.0, 30.0], CONFIG, batch_size=2, crop_size=8, seed=0,
+        references=pristine, reference_batch_size=3, reference_crop_size=12), 2)
+    for a, b in zip(batches, again):
+        tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+
+
 def _focus_draws(focus_kinds, focus_fraction, count=40):
     """(kind name, level) of each of `count` ranking distortions, found by replaying
     every single kind and level of `distortions.distort` with the same seed (None for
@@ -548,7 +576,7 @@ def _focus_draws(focus_kinds, focus_fraction, count=40):
     draws = []
     for i in range(count):
         seeds = tf.unstack(tf.random.experimental.stateless_split([7, i], 3))
-        out = stage2._ranking_distortion(crop, *seeds, focus_kinds, focus_fraction).numpy()
+        out = stage1.random_distortion(crop, *seeds, 1, focus_kinds, focus_fraction).numpy()
         replays = (
             (name, level)
             for index, name in enumerate(distortions.DISTORTIONS)
@@ -566,13 +594,8 @@ def test_ranking_focus_draws_its_kinds_at_every_level_the_lightest_included():
 
 
 def test_without_focus_ranking_distortions_skip_the_lightest_level():
-    crop = tf.constant(_texture(24, seed=3), tf.float32)
-    for i in range(20):
-        seeds = tf.unstack(tf.random.experimental.stateless_split([7, i], 3))
-        np.testing.assert_array_equal(  # the stream of recipes from before the focus
-            stage2._ranking_distortion(crop, *seeds, ("jpeg",), 0.0),
-            stage1.random_distortion(crop, *seeds, min_level=1),
-        )
+    plain = _focus_draws(("jpeg",), 0.0)
+    assert {level for _, level in filter(None, plain)} == {1, 2, 3, 4}
     half = _focus_draws(("white_noise",), 0.5, count=60)
     assert 0 < sum(d == ("white_noise", 0) for d in half)
 

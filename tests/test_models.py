@@ -201,6 +201,29 @@ def test_ranking_term_adds_weight_times_margin_for_an_unchanged_copy(rng, qualit
     assert (config["ranking_weight"], config["ranking_margin"]) == (2.0, 0.05)
 
 
+def test_reference_ranking_adds_its_weighted_mean_hinge_to_each_sample(rng, quality_model):
+    """Pristine crops carry no score: only their hinge, averaged over them, is added."""
+    inputs = model_inputs(rng, 2, 24, 24)
+    scores = np.array([30.0, 70.0], np.float32)
+    quality_model.compile(optimizer="sgd", ranking_margin=0.05, reference_ranking_weight=3.0)
+    plain = quality_model._per_sample_loss((inputs, scores), training=False).numpy()
+    pristine = model_inputs(rng, 3, 24, 24)
+    distorted = {**pristine, "image": pristine["image"][::-1]}  # crop 0 <-> crop 2
+    with_references = {
+        **inputs,
+        **{f"reference_{k}": v for k, v in pristine.items()},
+        **{f"reference_distorted_{k}": v for k, v in distorted.items()},
+    }
+    loss = quality_model._per_sample_loss((with_references, scores), training=False).numpy()
+    normalize = quality_model.score_mapping.normalize
+    original = normalize(quality_model(pristine)["score"]).numpy()
+    copy = normalize(quality_model(distorted)["score"]).numpy()
+    hinge = np.maximum(0.05 - (original - copy), 0.0)
+    assert hinge[1] == pytest.approx(0.05, abs=1e-6)  # an unchanged copy pays the margin
+    np.testing.assert_allclose(loss, plain + 3.0 * hinge.mean(), rtol=1e-5, atol=1e-6)
+    assert quality_model.get_compile_config()["reference_ranking_weight"] == 3.0
+
+
 def test_compiled_quality_model_reloads_compiled_without_warnings(rng, tmp_path):
     import warnings
 

@@ -397,3 +397,37 @@ def test_benchmark_run_resumes_after_new_settings_were_added(capsys, tmp_path, t
     (output / "protocol.json").write_text(json.dumps(recorded))
     status, out, err = _benchmark(capsys, *argv)
     assert status == 1 and "recipe.stage2" in error_lines(err)[0]
+
+
+def test_benchmark_ranking_references_reach_every_split_and_count_by_content(
+    capsys, tmp_path, tiny_recipe
+):
+    """`--ranking-references` trains each split with the pristine photos; protocol.json
+    records them by content, so a moved copy resumes and other photos are refused."""
+    csv_path = build_authentic_csv(tmp_path / "db")
+    pristine = tmp_path / "pristine"
+    for i in range(2):
+        _write(pristine / f"p{i}.png", _textured(20 + i))
+    recipe = tmp_path / "pristine.toml"
+    recipe.write_text(tiny_recipe.read_text().replace(
+        "[stage2]\n", "[stage2]\nreference_ranking_weight = 0.5\nreference_batch_size = 2\n"
+        "reference_crop_size = 16\n"))
+    output = tmp_path / "out"
+    argv = ["--database", "csv", "--root", csv_path, "--splits", "1", "--train-ratio", "0.67",
+            "--config", recipe, "--output", output]
+    status, out, err = _benchmark(capsys, *argv, "--ranking-references", pristine)
+    assert status == 0, err
+    metrics = json.loads((output / "split_01" / "stage2" / "stage2_metrics.json").read_text())
+    assert metrics["ranking_references"] == 2
+    recorded = json.loads((output / "protocol.json").read_text())
+    assert recorded["settings"]["ranking_references"].startswith("sha256:")
+
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for path in pristine.iterdir():
+        (moved / path.name).write_bytes(path.read_bytes())
+    status, out, err = _benchmark(capsys, *argv, "--ranking-references", moved)
+    assert status == 0 and "finished before, kept" in out, err
+    _write(moved / "p1.png", _textured(30))
+    status, out, err = _benchmark(capsys, *argv, "--ranking-references", moved)
+    assert status == 1 and "settings.ranking_references" in error_lines(err)[0]

@@ -355,3 +355,41 @@ def test_ranking_crops_larger_than_the_images_fail_clearly(
     assert (f"{scored_csv}: stage-2 ranking crops need images of at least 64x64 (the "
             "crop_size 32 plus 16 pixels of context each side)") in err
     assert "function_node" not in err and "assertion failed" not in err
+
+
+def test_stage2_ranking_references_train_and_fail_clearly(
+    capsys, tmp_path, scored_csv, tiny_stage1_model_path, textured_image
+):
+    """`--ranking-references` feeds the recipe's reference_ranking_weight; a mismatch
+    between the two, or a photo too small for its crops, is a clear error."""
+    references = write_references(tmp_path / "pristine", textured_image)
+    recipe = tmp_path / "pristine.toml"
+    recipe.write_text(RECIPE.replace("[stage2]\n", "[stage2]\nreference_ranking_weight = 0.5\n"
+                                     "reference_batch_size = 2\nreference_crop_size = 24\n"))
+
+    def train(config, *extra):
+        code = cli.main(["train", "stage2", "--csv", str(scored_csv), "--stage1",
+                         str(tiny_stage1_model_path), "--config", str(config), "--output",
+                         str(tmp_path / "out"), "--quiet", "--overwrite", *extra])
+        return code, capsys.readouterr().err
+
+    code, err = train(recipe, "--ranking-references", str(references))
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "stage2_metrics.json").read_text())
+    assert metrics["ranking_references"] == 3
+
+    code, err = train(recipe)
+    assert code != 0 and "stage2.reference_ranking_weight is 0.5, but no pristine photos" in err
+    plain = tmp_path / "plain.toml"
+    plain.write_text(RECIPE)
+    code, err = train(plain, "--ranking-references", str(references))
+    assert code != 0 and "set stage2.reference_ranking_weight above 0" in err
+    big = tmp_path / "big.toml"
+    big.write_text(RECIPE.replace("[stage2]\n", "[stage2]\nreference_ranking_weight = 0.5\n"
+                                  "reference_crop_size = 80\n"))
+    code, err = train(big, "--ranking-references", str(references))
+    assert code != 0
+    assert (f"{references / 'r0.png'}: 96x96 pixels, smaller than the 112x112 that "
+            "stage2.reference_crop_size 80 needs") in err
+    code, err = train(recipe, "--ranking-references", str(tmp_path / "nowhere"))
+    assert code != 0 and "nowhere" in err

@@ -47,6 +47,9 @@ def run(args):
         seed=args.seed,
         stage1=str(Path(args.stage1).expanduser().resolve()) if args.stage1 else None,
         folds=folds,
+        ranking_references=tuple(
+            str(Path(p).expanduser().resolve()) for p in args.ranking_references
+        ),
     )
     if args.stage1 and not Path(settings.stage1).is_file():
         args.usage_error(f"--stage1: no such model file: {args.stage1}")
@@ -90,6 +93,9 @@ def register(commands):
     bench.add_argument("--stage1", metavar="PATH",
                        help="a stage-1 model for every split instead of training one (default: "
                        "trained where the database has references, else the shipped one)")
+    bench.add_argument("--ranking-references", nargs="+", default=[], metavar="DIR",
+                       help="pristine photos for the recipe's stage2.reference_ranking_weight, "
+                       "in every split")
     bench.add_argument("--output", required=True, metavar="DIR", help="folder for everything")
     bench.add_argument("--quiet", action="store_true", help="no line per training epoch")
     bench.set_defaults(func=run, usage_error=bench.error)

@@ -19,13 +19,7 @@ def _load_recipe(path):
 def _load_references(folders, with_skimage_photos):
     from diqa_tf.data import files
 
-    references = []
-    paths, problems = files.find_images(folders)
-    if problems:
-        item, reason = problems[0]
-        raise DIQAError(f"{item}: {reason}")
-    for path in paths:
-        references.append((str(path), files.read_image(path).numpy()))
+    references = files.read_photos(folders)
     if with_skimage_photos:
         references.extend(files.skimage_photos())
     if not references:
@@ -114,6 +108,7 @@ def run_stage1(args):
 
 
 def run_stage2(args):
+    from diqa_tf.data import files
     from diqa_tf.training.stage2 import train_stage2
 
     _check_training_output(args.output, "stage2.keras", args.resume, args.overwrite)
@@ -123,6 +118,7 @@ def run_stage2(args):
     )
     metrics = train_stage2(
         args.csv, args.stage1, recipe, args.output,
+        ranking_references=files.read_photos(args.ranking_references),
         **_training_options(args, strategy, recipe.stage2.epochs),
     )
     held = metrics.get("holdout")
@@ -196,5 +192,9 @@ def register(commands):
     s2.add_argument("--stage1", required=True, help="stage-1 model (.keras) to start from")
     s2.add_argument("--holdout-fraction", type=fraction, metavar="F",
                     help="override the recipe's held-out fraction (0: train on everything)")
+    s2.add_argument("--ranking-references", nargs="+", default=[], metavar="DIR",
+                    help="folders (or files, globs) of pristine photos for the recipe's "
+                    "stage2.reference_ranking_weight (a distorted crop must score below "
+                    "its original)")
     _add_training_options(s2)
     s2.set_defaults(func=run_stage2)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from diqa_tf import ops
 from diqa_tf.data import formats
-from diqa_tf.errors import InvalidImageError
+from diqa_tf.errors import DatasetError, InvalidImageError
 
 IMAGE_EXTENSIONS = formats.EXTENSIONS
 
@@ -53,6 +53,19 @@ def find_images(inputs, recursive=True):
         else:
             problems.append((item, "no such file or folder"))
     return paths, problems
+
+
+def read_photos(inputs):
+    """[(path, float32 RGB)] of every image that `inputs` (files, folders, globs) name.
+
+    Raises DatasetError naming an input that matches no image, InvalidImageError
+    naming a file that cannot be read.
+    """
+    paths, problems = find_images(inputs)
+    if problems:
+        item, reason = problems[0]
+        raise DatasetError(f"{item}: {reason}")
+    return [(str(path), read_image(path).numpy()) for path in paths]
 
 
 def read_image(path, min_size=16, max_pixels=MAX_PIXELS, native=False):

@@ -63,11 +63,27 @@ def make_pair(reference, seed, crop_size):
     return crop, random_distortion(crop, s_kind, s_level, s_distort)
 
 
-def random_distortion(image, s_kind, s_level, s_distort, min_level=0):
-    """`image` distorted by a random type at a random level in [min_level, NUM_LEVELS)."""
+def random_distortion(
+    image, s_kind, s_level, s_distort, min_level=0, focus_kinds=(), focus_fraction=0.0
+):
+    """`image` distorted by a random type at a random level in [min_level, NUM_LEVELS);
+    or, with probability `focus_fraction`, by one of `focus_kinds` (names) at any level,
+    0 included (see Stage2Config.ranking_focus_fraction)."""
     kind = tf.random.stateless_uniform(
         [], s_kind, 0, len(distortions.ALL_KINDS), dtype=tf.int32
     )
+    if focus_fraction:  # off: the same random streams as before the focus existed
+        focus_seed = tf.random.experimental.stateless_fold_in(s_kind, 1)
+        s_focus, s_focus_kind = tf.unstack(
+            tf.random.experimental.stateless_split(focus_seed, 2)
+        )
+        focus = tf.random.stateless_uniform([], s_focus) < focus_fraction
+        kinds = tf.constant([distortions.ALL_KINDS.index(k) for k in focus_kinds], tf.int32)
+        pick = tf.random.stateless_uniform(
+            [], s_focus_kind, 0, len(focus_kinds), dtype=tf.int32
+        )
+        kind = tf.where(focus, tf.gather(kinds, pick), kind)
+        min_level = tf.where(focus, 0, min_level)
     level = tf.random.stateless_uniform(
         [], s_level, min_level, distortions.NUM_LEVELS, dtype=tf.int32
     )

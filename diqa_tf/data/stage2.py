@@ -2,14 +2,16 @@
 
 With `ranking=True` (our addition, see Stage2Config.ranking_weight) each example also
 carries a synthetically distorted copy of its crop, for the ranking term of
-QualityModel's loss.
+QualityModel's loss; with `references`, each batch also carries crops of pristine
+photos and their distorted copies (Stage2Config.reference_ranking_weight).
 """
 
+import numpy as np
 import tensorflow as tf
 
 from diqa_tf import preprocessing
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data import distortions, formats
+from diqa_tf.data import formats
 from diqa_tf.data.options import with_autotuning
 from diqa_tf.data.stage1 import MARGIN, echoed_batches, random_distortion, with_seeds
 
@@ -41,29 +43,11 @@ def _load_rgb(path, score, config):
     return {"rgb": tf.cast(tf.round(image), tf.uint8), "features": features}, score
 
 
-def _ranking_distortion(crop, s_kind, s_level, s_distort, focus_kinds, focus_fraction):
-    """`crop` distorted by any type at levels 1-4 or, with probability `focus_fraction`,
-    by one of `focus_kinds` (names) at levels 0-4 (see Stage2Config.ranking_focus_fraction)."""
-    if not focus_fraction:  # as before the focus existed: the same random streams
-        return random_distortion(crop, s_kind, s_level, s_distort, min_level=1)
-    focus_seed = tf.random.experimental.stateless_fold_in(s_kind, 1)
-    s_focus, s_focus_kind = tf.unstack(tf.random.experimental.stateless_split(focus_seed, 2))
-    focus = tf.random.stateless_uniform([], s_focus) < focus_fraction
-    kinds = tf.constant([distortions.ALL_KINDS.index(k) for k in focus_kinds], tf.int32)
-    focus_kind = tf.gather(
-        kinds, tf.random.stateless_uniform([], s_focus_kind, 0, len(focus_kinds), dtype=tf.int32)
-    )
-    any_kind = tf.random.stateless_uniform(
-        [], s_kind, 0, len(distortions.ALL_KINDS), dtype=tf.int32
-    )
-    level = tf.random.stateless_uniform(
-        [], s_level, tf.where(focus, 0, 1), distortions.NUM_LEVELS, dtype=tf.int32
-    )
-    return distortions.distort(crop, tf.where(focus, focus_kind, any_kind), level, s_distort)
-
-
 def _ranking_pair(inputs, score, crop_size, seed, config, focus_kinds=(), focus_fraction=0.0):
-    """A random crop and a distorted copy (`_ranking_distortion`), both normalized.
+    """A random crop and a distorted copy, both normalized. The copy's distortion is of
+    any type at levels 1-4 (the lightest level of some types, such as sharpening or
+    contrast, can improve a photo) or, with probability `focus_fraction`, one of
+    `focus_kinds` at levels 0-4 (`stage1.random_distortion`).
 
     Normalization runs on the crop plus a margin, so the crop sees real context. The
     distorted copy's whole-image features are estimated as the original's plus the
@@ -82,7 +66,9 @@ def _ranking_pair(inputs, score, crop_size, seed, config, focus_kinds=(), focus_
     )
     crop = tf.image.stateless_random_crop(tf.cast(inputs["rgb"], tf.float32), [size, size, 3], s_crop)
     crop = tf.image.stateless_random_flip_left_right(crop, s_crop)
-    distorted = _ranking_distortion(crop, s_kind, s_level, s_distort, focus_kinds, focus_fraction)
+    distorted = random_distortion(
+        crop, s_kind, s_level, s_distort, 1, focus_kinds, focus_fraction
+    )
     original, changed = preprocessing.normalize(crop, config), preprocessing.normalize(distorted, config)
     inner = slice(MARGIN, MARGIN + crop_size)
     return {
@@ -91,6 +77,38 @@ def _ranking_pair(inputs, score, crop_size, seed, config, focus_kinds=(), focus_
         "distorted_image": changed["image"][inner, inner],
         "distorted_features": inputs["features"] + changed["features"] - original["features"],
     }, score
+
+
+# Ours: half of the pristine crops' copies are JPEG, blur or noise at any level, the
+# lightest included (the failure they are there for: light JPEG on a clean photo); the
+# rest are any type at levels 1-4, as the ranking term's on the training photos.
+REFERENCE_FOCUS_FRACTION = 0.5
+REFERENCE_FOCUS_KINDS = ("jpeg", "gaussian_blur", "white_noise")
+
+
+def reference_batches(references, config: PreprocessingConfig, batch_size, crop_size, seed):
+    """Endless batches of {"image", "features", "distorted_image", "distorted_features"}:
+    crops of the pristine photos `references` ([(name, RGB [H, W, 3])], each at least
+    crop_size + 2 * MARGIN on both sides) and distorted copies, as `_ranking_pair`."""
+    images = [np.asarray(np.round(image), np.uint8) for _, image in references]
+    ds = tf.data.Dataset.from_generator(
+        lambda: iter(images), output_signature=tf.TensorSpec([None, None, 3], tf.uint8)
+    )
+
+    def load(rgb):
+        features = preprocessing.normalize(tf.cast(rgb, tf.float32), config)["features"]
+        return {"rgb": rgb, "features": features}
+
+    ds = ds.map(load).cache().shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+
+    def pair(example, s):
+        s = tf.random.experimental.stateless_fold_in(s, 1)  # apart from the photos' stream
+        inputs, _ = _ranking_pair(example, 0.0, crop_size, s, config, REFERENCE_FOCUS_KINDS,
+                                  REFERENCE_FOCUS_FRACTION)
+        return inputs
+
+    ds = with_seeds(ds.repeat(), seed).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True)
 
 
 def training_dataset(
@@ -104,11 +122,15 @@ def training_dataset(
     echo=1,
     ranking_focus_kinds=(),
     ranking_focus_fraction=0.0,
+    references=(),
+    reference_batch_size=8,
+    reference_crop_size=128,
 ):
     """Endless shuffled batches. Whole images when `crop_size` is 0, batched by size.
 
     `ranking_focus_*`: how the ranking term's distorted copies are drawn, as in
-    Stage2Config.
+    Stage2Config. `references`: pristine photos [(name, RGB)]; each batch then also
+    holds `reference_batch_size` `reference_batches` under "reference_" + their keys.
 
     `echo` > 1 uses each training crop that many times (`stage1.echoed_batches`); whole
     images are normalized once and cached, so there is nothing to echo.
@@ -138,6 +160,16 @@ def training_dataset(
             key_func=lambda inputs, s: _size_key(inputs["image"]),
             reduce_func=lambda key, window: window.batch(batch_size),
             window_size=batch_size,
+        )
+    if references:
+        pristine = reference_batches(
+            references, config, reference_batch_size, reference_crop_size, seed
+        )
+        ds = tf.data.Dataset.zip(ds, pristine).map(
+            lambda batch, extra: (
+                {**batch[0], **{f"reference_{k}": v for k, v in extra.items()}},
+                batch[1],
+            )
         )
     return with_autotuning(ds.prefetch(tf.data.AUTOTUNE), False)  # as stage1.pair_batches
 

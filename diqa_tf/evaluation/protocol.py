@@ -52,6 +52,8 @@ class ProtocolSettings:
     database has references, else the shipped stage-1 model). `folds`: a folds file
     (`diqa_tf.evaluation.folds`): split i tests on its fold i and trains on the others,
     and `splits` says how many of its folds to run (`train_ratio` does not apply).
+    `ranking_references`: folders of pristine photos for every split's stage 2
+    (Stage2Config.reference_ranking_weight).
     """
 
     database: str
@@ -61,6 +63,7 @@ class ProtocolSettings:
     seed: int = 0
     stage1: str | None = None
     folds: str | None = None
+    ranking_references: tuple = ()
 
     def __post_init__(self):
         if self.splits < 1:
@@ -146,6 +149,7 @@ def run_protocol(database, settings: ProtocolSettings, recipe: TrainingRecipe, o
     _check_settings(output_dir, settings, recipe)
     recipe = dataclasses.replace(recipe, score_scale=score_scale(database, recipe))
     has_references = any(r.reference for r in records)
+    pristine = files.read_photos(settings.ranking_references)
     logger.info("%s: %d images, %d contents, %d splits", database.name, len(records),
                 len({r.content for r in records}), len(splits))
     results = []
@@ -158,7 +162,7 @@ def run_protocol(database, settings: ProtocolSettings, recipe: TrainingRecipe, o
         else:
             result = _run_split(
                 i, [records[j] for j in train_idx], [records[j] for j in test_idx],
-                settings, recipe, has_references, split_dir, verbose,
+                settings, recipe, has_references, split_dir, verbose, pristine,
             )
             write_atomic(done, json.dumps(result, indent=2))
         results.append(result)
@@ -170,7 +174,8 @@ def run_protocol(database, settings: ProtocolSettings, recipe: TrainingRecipe, o
     return summary
 
 
-def _run_split(index, train, test, settings, recipe, has_references, split_dir, verbose):
+def _run_split(index, train, test, settings, recipe, has_references, split_dir, verbose,
+               pristine):
     # Each split also draws its own training randomness (crops, init of the new head).
     recipe = dataclasses.replace(
         recipe,
@@ -199,7 +204,7 @@ def _run_split(index, train, test, settings, recipe, has_references, split_dir, 
     if not (stage2_dir / "stage2_metrics.json").is_file():
         logger.info("split %d: stage 2 on %d images", index, len(train))
         train_stage2(f"{settings.database} split {index}", stage1_path, recipe, stage2_dir,
-                     verbose=verbose, records=train)
+                     verbose=verbose, records=train, ranking_references=pristine)
     seconds["stage2"] = round(time.time() - start, 1)
 
     start = time.time()
@@ -374,7 +379,22 @@ def _as_json(settings, recipe):
     if settings.folds:
         digest = hashlib.sha256(Path(settings.folds).read_bytes()).hexdigest()
         current["settings"]["folds"] = f"sha256:{digest}"
+    if settings.ranking_references:
+        current["settings"]["ranking_references"] = _photos_digest(settings.ranking_references)
     return json.loads(json.dumps(current))  # tuples -> lists, as read back
+
+
+def _photos_digest(inputs):
+    """sha256 of the photos `inputs` name (their names and bytes), so that a rerun counts
+    them by what they are, wherever the folder is."""
+    paths, problems = files.find_images(inputs)
+    if problems:
+        item, reason = problems[0]
+        raise DatasetError(f"{item}: {reason}")
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes())
+    return f"sha256:{digest.hexdigest()}"
 
 
 def _merged(defaults, values):

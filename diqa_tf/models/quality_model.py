@@ -88,8 +88,9 @@ class QualityModel(PerSampleLossModel):
         self.score_scale = score_scale
         self.hidden_units = hidden_units
         self.score_mapping = mapping
-        # Set by compile: the synthetic ranking term and the in-batch pairwise term.
+        # Set by compile: the synthetic ranking terms and the in-batch pairwise term.
         self.ranking_weight, self.ranking_margin, self.pair_ranking_weight = 0.0, 0.03, 0.0
+        self.reference_ranking_weight = 0.0
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
     @classmethod
@@ -104,13 +105,21 @@ class QualityModel(PerSampleLossModel):
         model.get_layer("error_map").set_weights(stage1.get_layer("error_map").get_weights())
         return model
 
-    def compile(self, ranking_weight=0.0, ranking_margin=0.03, pair_ranking_weight=0.0, **kwargs):
+    def compile(
+        self,
+        ranking_weight=0.0,
+        ranking_margin=0.03,
+        pair_ranking_weight=0.0,
+        reference_ranking_weight=0.0,
+        **kwargs,
+    ):
         """Keras compile, plus the weights of the optional ranking terms (and the margin of
-        the synthetic one); see `_per_sample_loss`."""
+        the synthetic ones); see `_per_sample_loss`."""
         super().compile(**kwargs)
         self.ranking_weight = ranking_weight
         self.ranking_margin = ranking_margin
         self.pair_ranking_weight = pair_ranking_weight
+        self.reference_ranking_weight = reference_ranking_weight
 
     def get_compile_config(self):
         if not self.compiled:  # nothing to restore
@@ -120,6 +129,7 @@ class QualityModel(PerSampleLossModel):
             "ranking_weight": self.ranking_weight,
             "ranking_margin": self.ranking_margin,
             "pair_ranking_weight": self.pair_ranking_weight,
+            "reference_ranking_weight": self.reference_ranking_weight,
         }
 
     def compile_from_config(self, config):
@@ -141,21 +151,37 @@ class QualityModel(PerSampleLossModel):
         Also ours: with `pair_ranking_weight` > 0, `pairwise_ranking` between the
         images of the batch (on each replica's part of it under a strategy) adds a
         loss on their order, which SRCC measures and squared error only approximates.
+
+        And ours: when the inputs also hold "reference_image", "reference_features" and
+        their "reference_distorted_" twins (crops of pristine photos, which have no
+        score), the same hinge on them, its mean over those crops weighted by
+        `reference_ranking_weight`, is added to each sample's loss.
         """
         inputs, scores = data
         target = self.score_mapping.normalize(tf.reshape(scores, [-1]))
-        if "distorted_image" not in inputs:
-            predicted = self.score_mapping.normalize(self(inputs, training=training)["score"])
-            return self._with_pairs(tf.square(predicted - target), predicted, target)
+        if "distorted_image" in inputs:
+            original, hinge = self._scored_with_hinge(inputs, "", training)
+            loss = tf.square(original - target) + self.ranking_weight * hinge
+        else:
+            own = {key: inputs[key] for key in ("image", "features")}
+            original = self.score_mapping.normalize(self(own, training=training)["score"])
+            loss = tf.square(original - target)
+        if "reference_image" in inputs:
+            _, hinge = self._scored_with_hinge(inputs, "reference_", training)
+            loss += self.reference_ranking_weight * tf.reduce_mean(hinge)
+        return self._with_pairs(loss, original, target)
+
+    def _scored_with_hinge(self, inputs, prefix, training):
+        """Normalized scores of the crops inputs[prefix + "image"], and the hinge asking
+        each to score at least `ranking_margin` above its distorted copy; one forward
+        pass over both."""
         both = {
-            "image": tf.concat([inputs["image"], inputs["distorted_image"]], 0),
-            "features": tf.concat([inputs["features"], inputs["distorted_features"]], 0),
+            key: tf.concat([inputs[prefix + key], inputs[f"{prefix}distorted_{key}"]], 0)
+            for key in ("image", "features")
         }
         quality = self.score_mapping.normalize(self(both, training=training)["score"])
         original, distorted = tf.split(quality, 2)
-        ranking = tf.nn.relu(self.ranking_margin - (original - distorted))
-        loss = tf.square(original - target) + self.ranking_weight * ranking
-        return self._with_pairs(loss, original, target)
+        return original, tf.nn.relu(self.ranking_margin - (original - distorted))
 
     def _with_pairs(self, loss, predicted, target):
         if not self.pair_ranking_weight:

@@ -14,7 +14,7 @@ from diqa_tf.atomic import write_atomic
 from diqa_tf.config import TrainingRecipe
 from diqa_tf.data import files, stage2 as stage2_data
 from diqa_tf.data.score_csv import read_score_csv
-from diqa_tf.errors import DatasetError
+from diqa_tf.errors import ConfigError, DatasetError
 from diqa_tf.evaluation.metrics import correlations
 from diqa_tf.evaluation.splits import content_split
 from diqa_tf.models import ErrorMapModel, QualityModel
@@ -40,6 +40,7 @@ def train_stage2(
     resume=True,
     checkpoint_every=CHECKPOINT_EVERY,
     callbacks=(),
+    ranking_references=(),
 ):
     """Train a QualityModel from a stage-1 model on the images of `csv_path`.
 
@@ -55,8 +56,11 @@ def train_stage2(
 
     `records`: ScoredImage records to train on instead of the CSV's (e.g. one split
     of a database); `csv_path` then only names them in messages.
+    `ranking_references`: pristine photos [(name, RGB)] for the hinge of
+    `stage2.reference_ranking_weight` (needed by it, and only by it).
     """
     cfg = recipe.stage2
+    _check_ranking_references(ranking_references, cfg)
     strategy, output_dir = runner.prepare(output_dir, strategy, cfg.seed)
 
     if records is None:
@@ -91,6 +95,7 @@ def train_stage2(
             ranking_weight=cfg.ranking_weight,
             ranking_margin=cfg.ranking_margin,
             pair_ranking_weight=cfg.pair_ranking_weight,
+            reference_ranking_weight=cfg.reference_ranking_weight,
         )
     dataset = stage2_data.training_dataset(
         [r.path for r in train_records],
@@ -103,6 +108,9 @@ def train_stage2(
         echo=cfg.crop_echo,
         ranking_focus_kinds=cfg.ranking_focus_kinds,
         ranking_focus_fraction=cfg.ranking_focus_fraction,
+        references=ranking_references,
+        reference_batch_size=cfg.reference_batch_size,
+        reference_crop_size=cfg.reference_crop_size,
     )
     held = [records[i] for i in holdout_idx]
     if held:  # first: the epoch logs then carry the held-out SRCC/PLCC to the others
@@ -133,6 +141,7 @@ def train_stage2(
         "training_seconds": round(seconds, 1),
         "training_images": len(train_idx),
         "holdout_images": len(holdout_idx),
+        "ranking_references": len(ranking_references),
     }
     if held:
         predictions = score_paths(model, [r.path for r in held])
@@ -144,3 +153,26 @@ def train_stage2(
         }
     write_atomic(output_dir / "stage2_metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+def _check_ranking_references(references, cfg):
+    """Pristine photos exactly when the recipe's hinge on them is on, each large enough
+    for its crops (plus their context); else an error that says what to change."""
+    if cfg.reference_ranking_weight and not references:
+        raise ConfigError(
+            f"stage2.reference_ranking_weight is {cfg.reference_ranking_weight}, but no "
+            "pristine photos were given for it (--ranking-references DIR)"
+        )
+    if references and not cfg.reference_ranking_weight:
+        raise ConfigError(
+            "pristine photos were given (--ranking-references) but the recipe does not "
+            "use them: set stage2.reference_ranking_weight above 0"
+        )
+    size = cfg.reference_crop_size + 2 * stage2_data.MARGIN
+    for name, image in references:
+        if min(np.shape(image)[:2]) < size:
+            raise DatasetError(
+                f"{name}: {np.shape(image)[1]}x{np.shape(image)[0]} pixels, smaller than the "
+                f"{size}x{size} that stage2.reference_crop_size {cfg.reference_crop_size} "
+                f"needs ({stage2_data.MARGIN} pixels of context each side)"
+            )
