@@ -178,8 +178,9 @@ class Stage2Config:
     # models.quality_model.pairwise_ranking. Costs no extra forward pass.
     pair_ranking_weight: float = 0.0
     # Ours (0 = off): weight of the same hinge (same margin) on crops of PRISTINE photos
-    # given to training (`diqa train stage2 --ranking-references DIR`), their distorted
-    # copies of any type at all 5 levels. CLIVE's photos are camera JPEGs already, so
+    # given to training (`diqa train stage2 --ranking-references DIR`); half of their
+    # distorted copies are JPEG, blur or noise at all 5 levels, the rest as the ranking
+    # term's (data.stage2.reference_batches). CLIVE's photos are camera JPEGs already, so
     # the hinge on them cannot teach that light JPEG on a clean photo is worse; see
     # QualityModel._per_sample_loss. Each step adds `reference_batch_size` such crops
     # of `reference_crop_size` pixels (and their copies) to the batch.

@@ -55,17 +55,19 @@ def find_images(inputs, recursive=True):
     return paths, problems
 
 
-def read_photos(inputs):
-    """[(path, float32 RGB)] of every image that `inputs` (files, folders, globs) name.
-
-    Raises DatasetError naming an input that matches no image, InvalidImageError
-    naming a file that cannot be read.
-    """
+def image_paths(inputs):
+    """`find_images`, raising DatasetError naming the first input that matches no image."""
     paths, problems = find_images(inputs)
     if problems:
         item, reason = problems[0]
         raise DatasetError(f"{item}: {reason}")
-    return [(str(path), read_image(path).numpy()) for path in paths]
+    return paths
+
+
+def read_photos(inputs):
+    """[(path, float32 RGB)] of every image that `inputs` (files, folders, globs) name;
+    DatasetError or InvalidImageError naming what cannot be used."""
+    return [(str(path), read_image(path).numpy()) for path in image_paths(inputs)]
 
 
 def read_image(path, min_size=16, max_pixels=MAX_PIXELS, native=False):

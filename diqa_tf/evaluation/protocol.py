@@ -387,12 +387,8 @@ def _as_json(settings, recipe):
 def _photos_digest(inputs):
     """sha256 of the photos `inputs` name (their names and bytes), so that a rerun counts
     them by what they are, wherever the folder is."""
-    paths, problems = files.find_images(inputs)
-    if problems:
-        item, reason = problems[0]
-        raise DatasetError(f"{item}: {reason}")
     digest = hashlib.sha256()
-    for path in paths:
+    for path in files.image_paths(inputs):
         digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes())
     return f"sha256:{digest.hexdigest()}"
 
