@@ -517,13 +517,19 @@ def test_scorer_rejects_batch_size_0(quality_model):
         Scorer(quality_model, batch_size=0)
 
 
+def _texture_files(folder, size, count=3):
+    """Paths of `count` textured size x size PNGs written to `folder`."""
+    paths = []
+    for i in range(count):
+        path = folder / f"t{i}.png"
+        iio.imwrite(path, _texture(size, seed=i).astype(np.uint8), extension=".png")
+        paths.append(str(path))
+    return paths
+
+
 def test_stage2_ranking_pairs(tmp_path):
     """Ranking examples: a crop, its distorted copy, and both feature vectors."""
-    paths = []
-    for i in range(3):
-        path = tmp_path / f"r{i}.png"
-        iio.imwrite(path, _texture(64, seed=i).astype(np.uint8), extension=".png")
-        paths.append(str(path))
+    paths = _texture_files(tmp_path, 64)
     ds = stage2.training_dataset(
         paths, [10.0, 20.0, 30.0], CONFIG, batch_size=2, crop_size=16, seed=0, ranking=True
     )
@@ -542,11 +548,7 @@ def test_stage2_ranking_pairs(tmp_path):
 
 def test_stage2_batches_carry_pristine_crops_and_distorted_copies(tmp_path):
     """With `references`, each batch also holds that many pristine ranking crops."""
-    paths = []
-    for i in range(3):
-        path = tmp_path / f"p{i}.png"
-        iio.imwrite(path, _texture(40, seed=i).astype(np.uint8), extension=".png")
-        paths.append(str(path))
+    paths = _texture_files(tmp_path, 40)
     pristine = [(f"ref{i}", _texture(48 + 8 * i, seed=10 + i)) for i in range(2)]
     ds = stage2.training_dataset(paths, [10.0, 20.0, 30.0], CONFIG, batch_size=2, crop_size=8,
                                  seed=0, references=pristine, reference_batch_size=3,
