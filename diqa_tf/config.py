@@ -241,6 +241,12 @@ class TrainingRecipe:
         }
         kwargs = {}
         for key, value in values.items():
+            if key not in sections and not isinstance(value, Mapping):
+                owners = [name for name, section in sections.items()
+                          if key in {f.name for f in dataclasses.fields(section)}]
+                where = (" under " + " or ".join(f"`[{name}]`" for name in owners)
+                         if owners else " inside a section")
+                raise ConfigError(f"`{key}` is outside any section: put it{where}.")
             if key not in sections:
                 close = difflib.get_close_matches(key, sections, n=1)
                 hint = f" Did you mean `[{close[0]}]`?" if close else ""

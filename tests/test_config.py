@@ -26,6 +26,16 @@ def test_unknown_section_raises_with_hint():
         TrainingRecipe.from_dict({"stage_1": {}})
 
 
+def test_setting_outside_a_section_names_its_section():
+    with pytest.raises(ConfigError, match=r"`error_exponent` is outside any section: put it "
+                       r"under `\[preprocessing\]`"):
+        TrainingRecipe.from_dict({"error_exponent": 0.2})
+    with pytest.raises(ConfigError, match=r"under `\[stage1\]` or `\[stage2\]`"):
+        TrainingRecipe.from_dict({"batch_size": 8})
+    with pytest.raises(ConfigError, match="`colour` is outside any section: put it inside a section"):
+        TrainingRecipe.from_dict({"colour": 1})
+
+
 def test_bad_precision_and_scale_raise():
     with pytest.raises(ConfigError, match="precision"):
         TrainingRecipe.from_dict({"stage1": {"precision": "fp8"}})
