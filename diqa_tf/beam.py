@@ -14,7 +14,6 @@ import contextlib
 import csv
 import difflib
 import io
-import re
 import typing
 
 import apache_beam as beam
@@ -29,7 +28,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from diqa_tf.config import PreprocessingConfig
 from diqa_tf.data import files, formats
-from diqa_tf.errors import ConfigError, InvalidImageError, ModelError
+from diqa_tf.errors import ConfigError, InvalidImageError, ModelError, tf_gist
+from diqa_tf.export.saved_model import for_its_file
 
 # The shipped model as a SavedModel, beside the .keras file in `saved_models/`.
 DEFAULT_SAVED_MODEL = "diqa_clive/1"
@@ -131,19 +131,12 @@ class _SavedModelScorer:
         except tf.errors.InvalidArgumentError as e:
             if len(contents) > 1:
                 return [self([image])[0] for image in contents]
-            return [f"the model refused it ({_graph_reason(e)})"]
+            reason = for_its_file(tf_gist(e.message, "no reason given"))
+            return [f"the model refused it ({reason})"]
 
     def _score(self, contents):
         outputs = self._serve(image_bytes=tf.constant(contents, tf.string))
         return outputs["score"].numpy().tolist()
-
-
-def _graph_reason(error):
-    """A graph assertion's message without the request index ("image is 40x8; ...")."""
-    found = re.search(r"assertion failed: \[(.*?)\]", error.message or "")
-    if not found:
-        return files.tf_reason(error)
-    return re.sub(r"^image \d+ of the request ", "image ", found.group(1))
 
 
 def _score_batch(model, batch, inference_args, model_id=None):

@@ -25,6 +25,8 @@ from PIL import Image
 from test_cli import ERROR_PREFIX, assert_no_traceback, error_lines, parse_score_csv, run_cli
 
 from diqa_tf.data.files import MAX_PIXELS, WHOLE_IMAGE_MAX_PIXELS
+from diqa_tf.errors import tf_gist
+from diqa_tf.export.saved_model import for_its_file
 
 # The first bytes of a HEIC file (its "ftyp" box): enough to be recognized as one.
 HEIC_HEADER = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64
@@ -463,3 +465,29 @@ def test_bad_input(case, capsys, monkeypatch, tmp_path, tiny_quality_model_path,
                 assert math.isclose(a, b, abs_tol=1e-3), scores
         else:
             assert not run.output.is_file()
+
+
+@pytest.mark.parametrize(
+    "message, gist",
+    [
+        # A local decoder's error (error.message of an eager op).
+        ("{{function_node __wrapped__DecodeImage_device_/job:localhost}} Input is empty. "
+         "[Op:DecodeImage] name: ", "Input is empty."),
+        # A failed assertion of our graph, as a local call raises it: only its message.
+        ("Graph execution error:\n\nDetected at node Assert defined at (most recent call last):\n"
+         '  File "score.py", line 3\n\nassertion failed: [image 2 of the request is 40x8; both '
+         "sides must be at least 16 pixels]\n\t [[{{node Assert}}]] [Op:__inference_serve_12]",
+         "image 2 of the request is 40x8; both sides must be at least 16 pixels"),
+        # What TF Serving sends for a decoder's refusal.
+        ("Invalid PNG data, size 12\n\t [[{{node DecodePng}}]]", "Invalid PNG data, size 12"),
+        ("", "DEFAULT"),
+        ("Graph execution error:\n\n", "DEFAULT"),
+    ],
+)
+def test_tf_error_messages_come_down_to_what_went_wrong(message, gist):
+    assert tf_gist(message, "DEFAULT") == gist
+
+
+def test_a_signature_message_is_reworded_for_its_file():
+    assert for_its_file("image 12 of the request is 40x8; too small") == "image is 40x8; too small"
+    assert for_its_file("Invalid PNG data") == "Invalid PNG data"

@@ -222,10 +222,11 @@ def test_standalone_cluster_with_two_executors_scores_as_diqa_predict(
         str(images / CORRUPT): TRUNCATED,
         str(images / "tiny.png"): TOO_SMALL,
     }
-    # Both workers ran an executor of this application, and each finished tasks.
+    # Both workers ran an executor of this application, and each finished tasks. Under
+    # load the master may start a spare executor that gets none: any one of them counts.
     for worker in ("worker0", "worker1"):
-        (executor_log,) = (root / worker).glob("app-*/*/stderr")
-        assert "Finished task" in executor_log.read_text(), worker
+        executor_logs = list((root / worker).glob("app-*/*/stderr"))
+        assert any("Finished task" in log.read_text() for log in executor_logs), worker
 
 
 @needs_java

@@ -2,7 +2,6 @@
 
 import glob
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import tensorflow as tf
 
 from diqa_tf import ops
 from diqa_tf.data import formats
-from diqa_tf.errors import DatasetError, InvalidImageError
+from diqa_tf.errors import DatasetError, InvalidImageError, tf_gist
 
 IMAGE_EXTENSIONS = formats.EXTENSIONS
 
@@ -107,8 +106,9 @@ def decode_contents(path, contents, min_size=16, max_pixels=MAX_PIXELS, native=F
     except formats.UnreadableImage as e:
         raise InvalidImageError(path, str(e)) from None
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
+        reason = tf_gist(e.message, "cannot be decoded")
         raise InvalidImageError(
-            path, f"not a readable {formats.sniff(contents)} image ({tf_reason(e)})"
+            path, f"not a readable {formats.sniff(contents)} image ({reason})"
         ) from None
     height, width = int(image.shape[0]), int(image.shape[1])
     if height < min_size or width < min_size:
@@ -152,17 +152,6 @@ def _check_jpeg_complete(path, contents):
             path, "not a readable JPEG image (the JPEG data end before "
             "its end-of-image marker: the file is truncated or corrupt)"
         )
-
-
-def tf_reason(error):
-    """The first line of a TF error without its op-name decorations; of a failed graph
-    assertion, only its message."""
-    text = (error.message or "").strip().splitlines()
-    text = text[0] if text else ""
-    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
-    text = re.sub(r"^assertion failed: \[(.*?)\].*$", r"\1", text)
-    text = re.sub(r"\s*\[Op:\w+\]$", "", text).strip()
-    return text or "cannot be decoded"
 
 
 def skimage_photos():

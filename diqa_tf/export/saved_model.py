@@ -14,6 +14,7 @@ The version folder also holds `assets.extra/tf_serving_warmup_requests`.
 """
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,6 +33,12 @@ _NOT_DECODED = (
     "image {} of the request is not a " + ", ".join(TF_FORMATS[:-1]) + f" or {TF_FORMATS[-1]} "
     "image (TIFF, HEIC and AVIF are read by `diqa predict` only)"
 )
+
+
+def for_its_file(reason):
+    """A `serving_default` message about one image, worded for a caller that names its
+    file: "image 3 of the request is 40x8; ..." -> "image is 40x8; ..."."""
+    return re.sub(r"^image \d+ of the request\b", "image", reason)
 
 
 def _check_size(image, config, index=None):

@@ -1,13 +1,13 @@
 """What the gRPC and REST clients share: reading files, batching, retries, errors."""
 
 import logging
-import re
 import time
 
 import numpy as np
 
 from diqa_tf.data import files
 from diqa_tf.errors import DIQAError, InvalidImageError
+from diqa_tf.export.saved_model import for_its_file
 
 logger = logging.getLogger(__name__)
 
@@ -27,23 +27,6 @@ class Unavailable(Exception):
 
 class RequestRejected(DIQAError):
     """The server refused a request's images (INVALID_ARGUMENT, HTTP 400)."""
-
-
-def server_reason(message):
-    """The gist of a TF error message as TF Serving sends it, on one line.
-
-    Drops graph-execution preambles and node annotations and unwraps
-    "assertion failed: [...]".
-    """
-    lines = [
-        line.strip() for line in (message or "").splitlines()
-        if line.strip()
-        and not line.strip().startswith(("[[", "Graph execution error", "Detected at node",
-                                         "<stack traces", "File "))
-    ]
-    text = lines[0] if lines else (message or "").strip()
-    text = re.sub(r"^assertion failed: \[(.*)\]$", r"\1", text)
-    return re.sub(r"\s*\[\[\{\{node .*$", "", text) or "refused by the server"
 
 
 class RemoteScorer:
@@ -160,8 +143,7 @@ class RemoteScorer:
                 for item in batch:
                     self._score_batch([item], scores, errors)
                 return
-            # Our signature's messages say "image 0 of the request ...": the file is named.
-            reason = re.sub(r"^image \d+ of the request\b", "image", str(e))
+            reason = for_its_file(str(e))
             if not reason.startswith("image "):  # a decoder's message, e.g. "Invalid PNG data"
                 reason = f"the server cannot decode it ({reason})"
             errors.append(InvalidImageError(batch[0][0], reason))

@@ -10,8 +10,8 @@ from diqa_tf.serving.base import (
     RequestRejected,
     ServerError,
     Unavailable,
-    server_reason,
 )
+from diqa_tf.errors import tf_gist
 
 
 def _grpc_modules():
@@ -85,10 +85,11 @@ class GrpcClient(RemoteScorer):
             code, details = e.code(), (e.details() or "").strip()
             if code == codes.UNAVAILABLE:
                 raise Unavailable(details.splitlines()[0] if details else "unavailable") from None
+            reason = tf_gist(details, "refused by the server")
             if code == codes.INVALID_ARGUMENT:
-                raise RequestRejected(server_reason(details)) from None
+                raise RequestRejected(reason) from None
             if code == codes.DEADLINE_EXCEEDED:
                 raise self.timed_out() from None
             raise ServerError(
-                f"{self.address}: {code.name} for {self.model_label}: {server_reason(details)}"
+                f"{self.address}: {code.name} for {self.model_label}: {reason}"
             ) from None

@@ -17,8 +17,8 @@ from diqa_tf.serving.base import (
     RequestRejected,
     ServerError,
     Unavailable,
-    server_reason,
 )
+from diqa_tf.errors import tf_gist
 
 
 class RestClient(RemoteScorer):
@@ -70,7 +70,7 @@ class RestClient(RemoteScorer):
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 return json.loads(answer.read())
         except urllib.error.HTTPError as e:
-            reason = server_reason(_error_text(e))
+            reason = tf_gist(_error_text(e), "refused by the server")
             if e.code == 400:
                 raise RequestRejected(reason) from None
             if e.code == 503:

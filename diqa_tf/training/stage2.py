@@ -14,7 +14,7 @@ from diqa_tf.atomic import write_atomic
 from diqa_tf.config import TrainingRecipe
 from diqa_tf.data import files, stage2 as stage2_data
 from diqa_tf.data.score_csv import read_score_csv
-from diqa_tf.errors import ConfigError, DatasetError
+from diqa_tf.errors import ConfigError, DatasetError, tf_gist
 from diqa_tf.evaluation.metrics import correlations
 from diqa_tf.evaluation.splits import content_split
 from diqa_tf.models import ErrorMapModel, QualityModel
@@ -132,7 +132,7 @@ def train_stage2(
             callbacks=callbacks,
         )
     except tf.errors.InvalidArgumentError as e:
-        raise DatasetError(f"{csv_path}: {files.tf_reason(e)}") from None
+        raise DatasetError(f"{csv_path}: {tf_gist(e.message, 'cannot be decoded')}") from None
     seconds = time.time() - start
 
     model = as_float32(model, QualityModel)
