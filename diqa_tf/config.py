@@ -187,6 +187,13 @@ class Stage2Config:
     reference_ranking_weight: float = 0.0
     reference_batch_size: int = 8
     reference_crop_size: int = 128
+    # Ours (0 = off): weight of stage 1's own loss (DESIGN 2) on synthetic pairs made from
+    # the same pristine photos, `error_map_batch_size` crops of stage1.crop_size per step,
+    # its mean added to each sample's loss. Fine-tuning on CLIVE alone wears away what
+    # stage 1 taught the backbone about JPEG, blur and noise; this keeps it readable by the
+    # (frozen) error-map head, which also keeps `diqa explain`'s maps faithful.
+    error_map_weight: float = 0.0
+    error_map_batch_size: int = 16
     precision: str = "float32"
     # Ours: data echoing, as stage1.pair_echo; each training crop (with its distorted
     # copy) is used this many times. Needs crop_size > 0. 1 = always fresh crops.
@@ -216,6 +223,12 @@ class Stage2Config:
             )
         _check_whole("reference_batch_size", self.reference_batch_size)
         _check_whole("reference_crop_size", self.reference_crop_size)
+        if self.error_map_weight < 0:
+            raise ConfigError(
+                "`error_map_weight` must be 0 (off) or above. "
+                f"Received: {self.error_map_weight!r}"
+            )
+        _check_whole("error_map_batch_size", self.error_map_batch_size)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Stage2Config":

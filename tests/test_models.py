@@ -224,6 +224,50 @@ def test_reference_ranking_adds_its_weighted_mean_hinge_to_each_sample(rng, qual
     assert quality_model.get_compile_config()["reference_ranking_weight"] == 3.0
 
 
+def test_error_map_term_adds_its_weighted_mean_stage1_loss(rng, quality_model):
+    """Stage-1 pairs carry no score: stage 1's own loss on them (as ErrorMapModel computes
+    it, with the quality model's backbone and head), averaged, is added to each sample."""
+    inputs = model_inputs(rng, 2, 24, 24)
+    scores = np.array([30.0, 70.0], np.float32)
+    quality_model.compile(optimizer="sgd", error_map_weight=4.0)
+    plain = quality_model._per_sample_loss((inputs, scores), training=False).numpy()
+    image = model_inputs(rng, 3, 32, 32)["image"]
+    targets = {
+        "error_map": rng.random((3, 8, 8, 1)).astype(np.float32),
+        "reliability": rng.random((3, 8, 8, 1)).astype(np.float32),
+    }
+    with_pairs = {**inputs, "pair_image": image,
+                  **{f"pair_{k}": v for k, v in targets.items()}}
+    loss = quality_model._per_sample_loss((with_pairs, scores), training=False).numpy()
+
+    stage1 = ErrorMapModel(preprocessing_config=quality_model.preprocessing_config)
+    stage1.backbone.set_weights(quality_model.backbone.get_weights())
+    stage1.get_layer("error_map").set_weights(quality_model.get_layer("error_map").get_weights())
+    own = stage1._per_sample_loss(({"image": image}, targets), training=False).numpy()
+    assert own.mean() > 0
+    np.testing.assert_allclose(loss, plain + 4.0 * own.mean(), rtol=1e-5, atol=1e-6)
+    assert quality_model.get_compile_config()["error_map_weight"] == 4.0
+
+
+def test_error_map_term_trains_the_backbone_not_the_frozen_head(rng):
+    """Only the backbone can lower the stage-1 term: the error-map head stays as stage 1
+    left it, so `diqa explain`'s maps read the backbone as stage 1 trained them to."""
+    model = QualityModel()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), error_map_weight=1.0)
+    head = [w.copy() for w in model.get_layer("error_map").get_weights()]
+    backbone = [w.copy() for w in model.backbone.get_weights()]
+    inputs = {
+        **model_inputs(rng, 2, 16, 16),
+        "pair_image": model_inputs(rng, 2, 16, 16)["image"],
+        "pair_error_map": rng.random((2, 4, 4, 1)).astype(np.float32),
+        "pair_reliability": np.ones((2, 4, 4, 1), np.float32),
+    }
+    model.fit(inputs, np.array([20.0, 60.0], np.float32), verbose=0)
+    for before, after in zip(head, model.get_layer("error_map").get_weights()):
+        np.testing.assert_array_equal(before, after)
+    assert any(not np.array_equal(b, a) for b, a in zip(backbone, model.backbone.get_weights()))
+
+
 def test_compiled_quality_model_reloads_compiled_without_warnings(rng, tmp_path):
     import warnings
 

@@ -383,7 +383,8 @@ def test_stage2_ranking_references_train_and_fail_clearly(
     plain = tmp_path / "plain.toml"
     plain.write_text(RECIPE)
     code, err = train(plain, "--ranking-references", str(references))
-    assert code != 0 and "set stage2.reference_ranking_weight above 0" in err
+    assert code != 0
+    assert "set stage2.reference_ranking_weight or stage2.error_map_weight above 0" in err
     big = tmp_path / "big.toml"
     big.write_text(RECIPE.replace("[stage2]\n", "[stage2]\nreference_ranking_weight = 0.5\n"
                                   "reference_crop_size = 80\n"))
@@ -393,3 +394,36 @@ def test_stage2_ranking_references_train_and_fail_clearly(
             "stage2.reference_crop_size 80 needs") in err
     code, err = train(recipe, "--ranking-references", str(tmp_path / "nowhere"))
     assert code != 0 and "nowhere" in err
+
+
+def test_stage2_error_map_term_trains_on_pristine_pairs_and_fails_clearly(
+    capsys, tmp_path, scored_csv, tiny_stage1_model_path, textured_image
+):
+    """stage2.error_map_weight trains with stage-1 pairs of `--ranking-references`; it
+    needs them, and photos that cannot make a stage-1 crop are a clear error."""
+    import imageio.v3 as iio
+
+    references = write_references(tmp_path / "pristine", textured_image)
+    recipe = tmp_path / "error_map.toml"
+    recipe.write_text(RECIPE.replace("[stage2]\n", "[stage2]\nerror_map_weight = 1.0\n"
+                                     "error_map_batch_size = 2\n"))
+
+    def train(*extra):
+        code = cli.main(["train", "stage2", "--csv", str(scored_csv), "--stage1",
+                         str(tiny_stage1_model_path), "--config", str(recipe), "--output",
+                         str(tmp_path / "out"), "--quiet", "--overwrite", *extra])
+        return code, capsys.readouterr().err
+
+    code, err = train("--ranking-references", str(references))
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "stage2_metrics.json").read_text())
+    assert metrics["ranking_references"] == 3
+    code, err = train()
+    assert code != 0 and "stage2.error_map_weight is 1.0, but no pristine photos" in err
+    small = tmp_path / "small"
+    small.mkdir()
+    iio.imwrite(small / "tiny.png", textured_image(40, 40, seed=0))
+    code, err = train("--ranking-references", str(small))
+    assert code != 0
+    assert "none of the pristine photos can make stage-1 pairs" in err
+    assert "tiny.png" in err and "smaller than 64x64" in err

@@ -3,7 +3,8 @@
 With `ranking=True` (our addition, see Stage2Config.ranking_weight) each example also
 carries a synthetically distorted copy of its crop, for the ranking term of
 QualityModel's loss; with `references`, each batch also carries crops of pristine
-photos and their distorted copies (Stage2Config.reference_ranking_weight).
+photos and their distorted copies (Stage2Config.reference_ranking_weight); with
+`pairs`, stage-1 pairs of them (Stage2Config.error_map_weight).
 """
 
 import numpy as np
@@ -125,12 +126,15 @@ def training_dataset(
     references=(),
     reference_batch_size=8,
     reference_crop_size=128,
+    pairs=None,
 ):
     """Endless shuffled batches. Whole images when `crop_size` is 0, batched by size.
 
     `ranking_focus_*`: how the ranking term's distorted copies are drawn, as in
     Stage2Config. `references`: pristine photos [(name, RGB)]; each batch then also
     holds `reference_batch_size` `reference_batches` under "reference_" + their keys.
+    `pairs`: endless batches of stage-1 pairs (`stage1.pair_dataset`); each batch then
+    also holds one of them as "pair_image", "pair_error_map" and "pair_reliability".
 
     `echo` > 1 uses each training crop that many times (`stage1.echoed_batches`); whole
     images are normalized once and cached, so there is nothing to echo.
@@ -168,6 +172,14 @@ def training_dataset(
         ds = tf.data.Dataset.zip(ds, pristine).map(
             lambda batch, extra: (
                 {**batch[0], **{f"reference_{k}": v for k, v in extra.items()}},
+                batch[1],
+            )
+        )
+    if pairs is not None:
+        ds = tf.data.Dataset.zip(ds, pairs).map(
+            lambda batch, pair: (
+                {**batch[0], "pair_image": pair[0]["image"],
+                 **{f"pair_{k}": v for k, v in pair[1].items()}},
                 batch[1],
             )
         )

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from diqa_tf import preprocessing
 from diqa_tf.config import PreprocessingConfig, ScoreScale
 from diqa_tf.layers import BroadcastFeatures, ScoreMapping
 from diqa_tf.models.backbone import DIQABackbone
@@ -91,6 +92,7 @@ class QualityModel(PerSampleLossModel):
         # Set by compile: the synthetic ranking terms and the in-batch pairwise term.
         self.ranking_weight, self.ranking_margin, self.pair_ranking_weight = 0.0, 0.03, 0.0
         self.reference_ranking_weight = 0.0
+        self.error_map_weight = 0.0
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
     @classmethod
@@ -111,15 +113,17 @@ class QualityModel(PerSampleLossModel):
         ranking_margin=0.03,
         pair_ranking_weight=0.0,
         reference_ranking_weight=0.0,
+        error_map_weight=0.0,
         **kwargs,
     ):
         """Keras compile, plus the weights of the optional ranking terms (and the margin of
-        the synthetic ones); see `_per_sample_loss`."""
+        the synthetic ones) and of the stage-1 term; see `_per_sample_loss`."""
         super().compile(**kwargs)
         self.ranking_weight = ranking_weight
         self.ranking_margin = ranking_margin
         self.pair_ranking_weight = pair_ranking_weight
         self.reference_ranking_weight = reference_ranking_weight
+        self.error_map_weight = error_map_weight
 
     def get_compile_config(self):
         if not self.compiled:  # nothing to restore
@@ -130,6 +134,7 @@ class QualityModel(PerSampleLossModel):
             "ranking_margin": self.ranking_margin,
             "pair_ranking_weight": self.pair_ranking_weight,
             "reference_ranking_weight": self.reference_ranking_weight,
+            "error_map_weight": self.error_map_weight,
         }
 
     def compile_from_config(self, config):
@@ -156,6 +161,12 @@ class QualityModel(PerSampleLossModel):
         their "reference_distorted_" twins (crops of pristine photos, which have no
         score), the same hinge on them, its mean over those crops weighted by
         `reference_ranking_weight`, is added to each sample's loss.
+
+        Ours too: when the inputs also hold "pair_image", "pair_error_map" and
+        "pair_reliability" (stage-1 pairs of pristine photos), stage 1's loss on them, its
+        mean weighted by `error_map_weight`, is added to each sample's loss. The error-map
+        head stays frozen, so only the backbone can keep that loss low: it must keep
+        what stage 1 taught it, in the form stage 1's head reads.
         """
         inputs, scores = data
         target = self.score_mapping.normalize(tf.reshape(scores, [-1]))
@@ -169,6 +180,8 @@ class QualityModel(PerSampleLossModel):
         if "reference_image" in inputs:
             _, hinge = self._scored_with_hinge(inputs, "reference_", training)
             loss += self.reference_ranking_weight * tf.reduce_mean(hinge)
+        if "pair_image" in inputs:
+            loss += self.error_map_weight * tf.reduce_mean(self._error_map_loss(inputs, training))
         return self._with_pairs(loss, original, target)
 
     def _scored_with_hinge(self, inputs, prefix, training):
@@ -182,6 +195,16 @@ class QualityModel(PerSampleLossModel):
         quality = self.score_mapping.normalize(self(both, training=training)["score"])
         original, distorted = tf.split(quality, 2)
         return original, tf.nn.relu(self.ranking_margin - (original - distorted))
+
+    def _error_map_loss(self, inputs, training):
+        """Stage 1's per-pair loss (DESIGN 2) on the stage-1 pairs in `inputs`."""
+        conv8 = self.backbone(inputs["pair_image"], training=training)
+        return preprocessing.weighted_error_per_sample(
+            self.get_layer("error_map")(conv8),
+            inputs["pair_error_map"],
+            inputs["pair_reliability"],
+            self.preprocessing_config,
+        )
 
     def _with_pairs(self, loss, predicted, target):
         if not self.pair_ranking_weight:

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from diqa_tf.atomic import write_atomic
 from diqa_tf.config import TrainingRecipe
-from diqa_tf.data import files, stage2 as stage2_data
+from diqa_tf.data import files, stage1 as stage1_data, stage2 as stage2_data
 from diqa_tf.data.score_csv import read_score_csv
 from diqa_tf.errors import ConfigError, DatasetError, tf_gist
 from diqa_tf.evaluation.metrics import correlations
@@ -57,7 +57,8 @@ def train_stage2(
     `records`: ScoredImage records to train on instead of the CSV's (e.g. one split
     of a database); `csv_path` then only names them in messages.
     `ranking_references`: pristine photos [(name, RGB)] for the hinge of
-    `stage2.reference_ranking_weight` (needed by it, and only by it).
+    `stage2.reference_ranking_weight` and the stage-1 term of `stage2.error_map_weight`
+    (needed by them, and only by them).
     """
     cfg = recipe.stage2
     _check_ranking_references(ranking_references, cfg)
@@ -96,6 +97,7 @@ def train_stage2(
             ranking_margin=cfg.ranking_margin,
             pair_ranking_weight=cfg.pair_ranking_weight,
             reference_ranking_weight=cfg.reference_ranking_weight,
+            error_map_weight=cfg.error_map_weight,
         )
     dataset = stage2_data.training_dataset(
         [r.path for r in train_records],
@@ -108,9 +110,10 @@ def train_stage2(
         echo=cfg.crop_echo,
         ranking_focus_kinds=cfg.ranking_focus_kinds,
         ranking_focus_fraction=cfg.ranking_focus_fraction,
-        references=ranking_references,
+        references=ranking_references if cfg.reference_ranking_weight else (),
         reference_batch_size=cfg.reference_batch_size,
         reference_crop_size=cfg.reference_crop_size,
+        pairs=_error_map_pairs(ranking_references, recipe) if cfg.error_map_weight else None,
     )
     held = [records[i] for i in holdout_idx]
     if held:  # first: the epoch logs then carry the held-out SRCC/PLCC to the others
@@ -155,19 +158,47 @@ def train_stage2(
     return metrics
 
 
-def _check_ranking_references(references, cfg):
-    """Pristine photos exactly when the recipe's hinge on them is on, each large enough
-    for its crops (plus their context); else an error that says what to change."""
-    if cfg.reference_ranking_weight and not references:
-        raise ConfigError(
-            f"stage2.reference_ranking_weight is {cfg.reference_ranking_weight}, but no "
-            "pristine photos were given for it (--ranking-references DIR)"
+def _error_map_pairs(references, recipe: TrainingRecipe):
+    """Endless batches of stage-1 pairs of `references`, made as stage 1 makes them."""
+    s1 = recipe.stage1
+    usable, rejected = stage1_data.screen_references(
+        references, recipe.preprocessing, s1.crop_size, s1.min_crop_reliability
+    )
+    for name, reason in rejected:
+        logger.warning("stage2.error_map_weight: skipping %s: %s", name, reason)
+    if not usable:
+        raise DatasetError(
+            "stage2.error_map_weight: none of the pristine photos can make stage-1 pairs "
+            "(each was too small or nearly flat; see the warnings above)"
         )
-    if references and not cfg.reference_ranking_weight:
+    return stage1_data.pair_dataset(
+        stage1_data.reference_dataset([image for _, image in usable]),
+        recipe.preprocessing,
+        crop_size=s1.crop_size,
+        batch_size=recipe.stage2.error_map_batch_size,
+        seed=recipe.stage2.seed,
+        min_crop_reliability=s1.min_crop_reliability,
+    )
+
+
+def _check_ranking_references(references, cfg):
+    """Pristine photos exactly when a term of the recipe on them is on, each large enough
+    for the hinge's crops (plus their context); else an error that says what to change.
+    (The stage-1 term skips photos too small for its crops: `_error_map_pairs`.)"""
+    for weight in ("reference_ranking_weight", "error_map_weight"):
+        if getattr(cfg, weight) and not references:
+            raise ConfigError(
+                f"stage2.{weight} is {getattr(cfg, weight)}, but no pristine photos were "
+                "given for it (--ranking-references DIR)"
+            )
+    if references and not (cfg.reference_ranking_weight or cfg.error_map_weight):
         raise ConfigError(
             "pristine photos were given (--ranking-references) but the recipe does not "
-            "use them: set stage2.reference_ranking_weight above 0"
+            "use them: set stage2.reference_ranking_weight or stage2.error_map_weight "
+            "above 0"
         )
+    if not cfg.reference_ranking_weight:
+        return
     size = cfg.reference_crop_size + 2 * stage2_data.MARGIN
     for name, image in references:
         if min(np.shape(image)[:2]) < size:
