@@ -194,6 +194,13 @@ class Stage2Config:
     # (frozen) error-map head, which also keeps `diqa explain`'s maps faithful.
     error_map_weight: float = 0.0
     error_map_batch_size: int = 16
+    # Ours (0 = off): weight of a ladder hinge on crops of the same pristine photos: of two
+    # copies of a crop distorted by JPEG, blur or white noise at levels L and L + 1, the
+    # heavier must score `ranking_margin` below the lighter (`reference_batch_size` pairs of
+    # `reference_crop_size` pixels a step; data.stage2.ladder_batches). The hinges against the
+    # original cannot order heavy levels among themselves: heavy blur flattens the network's
+    # input, and levels 2-4 came out unordered at the bottom of the scale, some rising.
+    ladder_weight: float = 0.0
     precision: str = "float32"
     # Ours: data echoing, as stage1.pair_echo; each training crop (with its distorted
     # copy) is used this many times. Needs crop_size > 0. 1 = always fresh crops.
@@ -229,6 +236,10 @@ class Stage2Config:
                 f"Received: {self.error_map_weight!r}"
             )
         _check_whole("error_map_batch_size", self.error_map_batch_size)
+        if self.ladder_weight < 0:
+            raise ConfigError(
+                f"`ladder_weight` must be 0 (off) or above. Received: {self.ladder_weight!r}"
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Stage2Config":

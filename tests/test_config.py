@@ -64,6 +64,7 @@ def test_bad_precision_and_scale_raise():
         ({"reference_crop_size": 12.5}, "`reference_crop_size` must be a whole number"),
         ({"error_map_weight": -1.0}, "`error_map_weight` must be 0"),
         ({"error_map_batch_size": 0}, "`error_map_batch_size` must be a whole number"),
+        ({"ladder_weight": -0.5}, "`ladder_weight` must be 0"),
     ],
 )
 def test_bad_ranking_focus_raises(stage2, message):

@@ -450,6 +450,21 @@ def test_stage2_training_dataset_echo(stage2_files):
         stage2.training_dataset(paths, scores, CONFIG, batch_size=1, crop_size=0, seed=0, echo=2)
 
 
+def test_ladder_batches_are_one_crop_at_two_neighbouring_levels(textured_image):
+    """Each element: the same crop distorted one level apart by JPEG, blur or noise, with
+    features estimated as the ranking pair's; reproducible from the seed."""
+    config = PreprocessingConfig()
+    photos = [("a", textured_image(96, 96, seed=1)), ("b", textured_image(96, 96, seed=2))]
+    ladder = stage2.ladder_batches(photos, config, batch_size=4, crop_size=32, seed=3)
+    batch = next(iter(ladder))
+    assert sorted(batch) == ["distorted_features", "distorted_image", "features", "image"]
+    assert batch["image"].shape == batch["distorted_image"].shape == (4, 32, 32, 1)
+    assert not np.allclose(batch["image"], batch["distorted_image"])
+    again = next(iter(stage2.ladder_batches(photos, config, 4, 32, 3)))
+    np.testing.assert_array_equal(batch["image"], again["image"])
+    np.testing.assert_array_equal(batch["distorted_features"], again["distorted_features"])
+
+
 def test_training_pipelines_run_without_autotuning(stage1_references, stage2_files):
     """Autotuning slowed training on CPUs (see stage1.pair_batches)."""
     pairs = stage1.pair_dataset(stage1.reference_dataset(stage1_references), CONFIG, crop_size=32)

@@ -224,6 +224,26 @@ def test_reference_ranking_adds_its_weighted_mean_hinge_to_each_sample(rng, qual
     assert quality_model.get_compile_config()["reference_ranking_weight"] == 3.0
 
 
+def test_ladder_adds_its_weighted_mean_hinge_between_the_rungs(rng, quality_model):
+    """Each heavier rung must score `ranking_margin` below its lighter one: the mean of
+    those hinges, weighted, is added to each sample's loss."""
+    inputs = model_inputs(rng, 2, 24, 24)
+    scores = np.array([30.0, 70.0], np.float32)
+    quality_model.compile(optimizer="sgd", ranking_margin=0.05, ladder_weight=2.0)
+    plain = quality_model._per_sample_loss((inputs, scores), training=False).numpy()
+    lighter = model_inputs(rng, 3, 24, 24)
+    heavier = {**lighter, "image": lighter["image"][::-1]}  # rung 1 unchanged: pays 0.05
+    rungs = {**inputs, **{f"ladder_{k}": v for k, v in lighter.items()},
+             **{f"ladder_distorted_{k}": v for k, v in heavier.items()}}
+    loss = quality_model._per_sample_loss((rungs, scores), training=False).numpy()
+    normalize = quality_model.score_mapping.normalize
+    gap = normalize(quality_model(lighter)["score"]) - normalize(quality_model(heavier)["score"])
+    hinge = np.maximum(0.05 - gap.numpy(), 0.0)
+    assert hinge[1] == pytest.approx(0.05, abs=1e-6)
+    np.testing.assert_allclose(loss, plain + 2.0 * hinge.mean(), rtol=1e-5, atol=1e-6)
+    assert quality_model.get_compile_config()["ladder_weight"] == 2.0
+
+
 def test_error_map_term_adds_its_weighted_mean_stage1_loss(rng, quality_model):
     """Stage-1 pairs carry no score: stage 1's own loss on them (as ErrorMapModel computes
     it, with the quality model's backbone and head), averaged, is added to each sample."""

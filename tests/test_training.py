@@ -384,7 +384,8 @@ def test_stage2_ranking_references_train_and_fail_clearly(
     plain.write_text(RECIPE)
     code, err = train(plain, "--ranking-references", str(references))
     assert code != 0
-    assert "set stage2.reference_ranking_weight or stage2.error_map_weight above 0" in err
+    assert ("set one of stage2.reference_ranking_weight, error_map_weight or ladder_weight "
+            "above 0") in err
     big = tmp_path / "big.toml"
     big.write_text(RECIPE.replace("[stage2]\n", "[stage2]\nreference_ranking_weight = 0.5\n"
                                   "reference_crop_size = 80\n"))
@@ -394,6 +395,34 @@ def test_stage2_ranking_references_train_and_fail_clearly(
             "stage2.reference_crop_size 80 needs") in err
     code, err = train(recipe, "--ranking-references", str(tmp_path / "nowhere"))
     assert code != 0 and "nowhere" in err
+
+
+def test_stage2_ladder_trains_on_pristine_crops_and_fails_clearly(
+    capsys, tmp_path, scored_csv, tiny_stage1_model_path, textured_image
+):
+    """stage2.ladder_weight trains with crops of `--ranking-references`, needs them, and
+    names a photo too small for its crops."""
+    references = write_references(tmp_path / "pristine", textured_image)
+    recipe = tmp_path / "ladder.toml"
+    recipe.write_text(RECIPE.replace("[stage2]\n", "[stage2]\nladder_weight = 0.5\n"
+                                     "reference_batch_size = 2\nreference_crop_size = 80\n"))
+
+    def train(*extra):
+        code = cli.main(["train", "stage2", "--csv", str(scored_csv), "--stage1",
+                         str(tiny_stage1_model_path), "--config", str(recipe), "--output",
+                         str(tmp_path / "out"), "--quiet", "--overwrite", *extra])
+        return code, capsys.readouterr().err
+
+    code, err = train()
+    assert code != 0 and "stage2.ladder_weight is 0.5, but no pristine photos" in err
+    code, err = train("--ranking-references", str(references))
+    assert code != 0
+    assert (f"{references / 'r0.png'}: 96x96 pixels, smaller than the 112x112 that "
+            "stage2.reference_crop_size 80 needs") in err
+    recipe.write_text(recipe.read_text().replace("reference_crop_size = 80", "reference_crop_size = 24"))
+    code, err = train("--ranking-references", str(references))
+    assert code == 0, err
+    assert (tmp_path / "out" / "stage2.keras").exists()
 
 
 def test_stage2_error_map_term_trains_on_pristine_pairs_and_fails_clearly(

@@ -94,8 +94,8 @@ def register(commands):
                        help="a stage-1 model for every split instead of training one (default: "
                        "trained where the database has references, else the shipped one)")
     bench.add_argument("--ranking-references", nargs="+", default=[], metavar="DIR",
-                       help="pristine photos for the recipe's stage2.reference_ranking_weight "
-                       "and stage2.error_map_weight, in every split")
+                       help="pristine photos for the recipe's stage2.reference_ranking_weight, "
+                       "stage2.error_map_weight and stage2.ladder_weight, in every split")
     bench.add_argument("--output", required=True, metavar="DIR", help="folder for everything")
     bench.add_argument("--quiet", action="store_true", help="no line per training epoch")
     bench.set_defaults(func=run, usage_error=bench.error)

@@ -195,7 +195,7 @@ def register(commands):
     s2.add_argument("--ranking-references", nargs="+", default=[], metavar="DIR",
                     help="folders (or files, globs) of pristine photos for the recipe's "
                     "stage2.reference_ranking_weight (a distorted crop must score below "
-                    "its original) and stage2.error_map_weight (stage 1's loss on pairs "
-                    "made from them)")
+                    "its original), stage2.error_map_weight (stage 1's loss on pairs "
+                    "made from them) and stage2.ladder_weight")
     _add_training_options(s2)
     s2.set_defaults(func=run_stage2)

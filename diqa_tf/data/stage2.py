@@ -4,7 +4,8 @@ With `ranking=True` (our addition, see Stage2Config.ranking_weight) each example
 carries a synthetically distorted copy of its crop, for the ranking term of
 QualityModel's loss; with `references`, each batch also carries crops of pristine
 photos and their distorted copies (Stage2Config.reference_ranking_weight); with
-`pairs`, stage-1 pairs of them (Stage2Config.error_map_weight).
+`pairs`, stage-1 pairs of them (Stage2Config.error_map_weight); with `ladders`, copies of
+their crops at two neighbouring levels (Stage2Config.ladder_weight).
 """
 
 import numpy as np
@@ -12,7 +13,7 @@ import tensorflow as tf
 
 from diqa_tf import preprocessing
 from diqa_tf.config import PreprocessingConfig
-from diqa_tf.data import formats
+from diqa_tf.data import distortions, formats
 from diqa_tf.data.options import with_autotuning
 from diqa_tf.data.stage1 import MARGIN, echoed_batches, random_distortion, with_seeds
 
@@ -91,6 +92,59 @@ def reference_batches(references, config: PreprocessingConfig, batch_size, crop_
     """Endless batches of {"image", "features", "distorted_image", "distorted_features"}:
     crops of the pristine photos `references` ([(name, RGB [H, W, 3])], each at least
     crop_size + 2 * MARGIN on both sides) and distorted copies, as `_ranking_pair`."""
+
+    def pair(example, s):
+        s = tf.random.experimental.stateless_fold_in(s, 1)  # apart from the photos' stream
+        inputs, _ = _ranking_pair(example, 0.0, crop_size, s, config, REFERENCE_FOCUS_KINDS,
+                                  REFERENCE_FOCUS_FRACTION)
+        return inputs
+
+    ds = _pristine_examples(references, config, seed).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True)
+
+
+# Ours: the kinds whose heavier level is always worse, for the ladder's rungs.
+LADDER_KINDS = ("jpeg", "gaussian_blur", "white_noise")
+
+
+def ladder_batches(references, config: PreprocessingConfig, batch_size, crop_size, seed):
+    """Endless batches of {"image", "features", "distorted_image", "distorted_features"}:
+    two copies of a crop of a pristine photo (as `reference_batches`'), distorted by the
+    same one of LADDER_KINDS (same noise) at levels L and L + 1, L in 0-3: the lighter
+    copy, then the heavier (Stage2Config.ladder_weight)."""
+    kinds = tf.constant([distortions.ALL_KINDS.index(k) for k in LADDER_KINDS], tf.int32)
+
+    def rungs(example, s):
+        s = tf.random.experimental.stateless_fold_in(s, 2)  # apart from the other streams
+        s_crop, s_kind, s_level, s_distort = tf.unstack(tf.random.experimental.stateless_split(s, 4))
+        size = crop_size + 2 * MARGIN
+        crop = tf.image.stateless_random_crop(
+            tf.cast(example["rgb"], tf.float32), [size, size, 3], s_crop
+        )
+        crop = tf.image.stateless_random_flip_left_right(crop, s_crop)
+        kind = kinds[tf.random.stateless_uniform([], s_kind, 0, len(LADDER_KINDS), tf.int32)]
+        level = tf.random.stateless_uniform([], s_level, 0, distortions.NUM_LEVELS - 1, tf.int32)
+        original = preprocessing.normalize(crop, config)
+        lighter, heavier = (
+            preprocessing.normalize(distortions.distort(crop, kind, lvl, s_distort), config)
+            for lvl in (level, level + 1)
+        )
+        inner = slice(MARGIN, MARGIN + crop_size)
+        shift = example["features"] - original["features"]  # as _ranking_pair's estimate
+        return {
+            "image": lighter["image"][inner, inner],
+            "features": lighter["features"] + shift,
+            "distorted_image": heavier["image"][inner, inner],
+            "distorted_features": heavier["features"] + shift,
+        }
+
+    ds = _pristine_examples(references, config, seed).map(rungs, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True)
+
+
+def _pristine_examples(references, config, seed):
+    """Endless ({"rgb", "features"}, stateless seed) of the pristine photos `references`,
+    decoded and featured once, reshuffled each pass."""
     images = [np.asarray(np.round(image), np.uint8) for _, image in references]
     ds = tf.data.Dataset.from_generator(
         lambda: iter(images), output_signature=tf.TensorSpec([None, None, 3], tf.uint8)
@@ -101,15 +155,7 @@ def reference_batches(references, config: PreprocessingConfig, batch_size, crop_
         return {"rgb": rgb, "features": features}
 
     ds = ds.map(load).cache().shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-
-    def pair(example, s):
-        s = tf.random.experimental.stateless_fold_in(s, 1)  # apart from the photos' stream
-        inputs, _ = _ranking_pair(example, 0.0, crop_size, s, config, REFERENCE_FOCUS_KINDS,
-                                  REFERENCE_FOCUS_FRACTION)
-        return inputs
-
-    ds = with_seeds(ds.repeat(), seed).map(pair, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=True)
+    return with_seeds(ds.repeat(), seed)
 
 
 def training_dataset(
@@ -127,6 +173,7 @@ def training_dataset(
     reference_batch_size=8,
     reference_crop_size=128,
     pairs=None,
+    ladders=None,
 ):
     """Endless shuffled batches. Whole images when `crop_size` is 0, batched by size.
 
@@ -135,6 +182,8 @@ def training_dataset(
     holds `reference_batch_size` `reference_batches` under "reference_" + their keys.
     `pairs`: endless batches of stage-1 pairs (`stage1.pair_dataset`); each batch then
     also holds one of them as "pair_image", "pair_error_map" and "pair_reliability".
+    `ladders`: endless `ladder_batches`; each batch then also holds one under "ladder_" +
+    their keys.
 
     `echo` > 1 uses each training crop that many times (`stage1.echoed_batches`); whole
     images are normalized once and cached, so there is nothing to echo.
@@ -173,6 +222,12 @@ def training_dataset(
             lambda batch, extra: (
                 {**batch[0], **{f"reference_{k}": v for k, v in extra.items()}},
                 batch[1],
+            )
+        )
+    if ladders is not None:
+        ds = tf.data.Dataset.zip(ds, ladders).map(
+            lambda batch, extra: (
+                {**batch[0], **{f"ladder_{k}": v for k, v in extra.items()}}, batch[1]
             )
         )
     if pairs is not None:

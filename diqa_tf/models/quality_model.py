@@ -93,6 +93,7 @@ class QualityModel(PerSampleLossModel):
         self.ranking_weight, self.ranking_margin, self.pair_ranking_weight = 0.0, 0.03, 0.0
         self.reference_ranking_weight = 0.0
         self.error_map_weight = 0.0
+        self.ladder_weight = 0.0
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
     @classmethod
@@ -114,16 +115,19 @@ class QualityModel(PerSampleLossModel):
         pair_ranking_weight=0.0,
         reference_ranking_weight=0.0,
         error_map_weight=0.0,
+        ladder_weight=0.0,
         **kwargs,
     ):
         """Keras compile, plus the weights of the optional ranking terms (and the margin of
-        the synthetic ones) and of the stage-1 term; see `_per_sample_loss`."""
+        the synthetic ones, the ladder's included) and of the stage-1 term; see
+        `_per_sample_loss`."""
         super().compile(**kwargs)
         self.ranking_weight = ranking_weight
         self.ranking_margin = ranking_margin
         self.pair_ranking_weight = pair_ranking_weight
         self.reference_ranking_weight = reference_ranking_weight
         self.error_map_weight = error_map_weight
+        self.ladder_weight = ladder_weight
 
     def get_compile_config(self):
         if not self.compiled:  # nothing to restore
@@ -135,6 +139,7 @@ class QualityModel(PerSampleLossModel):
             "pair_ranking_weight": self.pair_ranking_weight,
             "reference_ranking_weight": self.reference_ranking_weight,
             "error_map_weight": self.error_map_weight,
+            "ladder_weight": self.ladder_weight,
         }
 
     def compile_from_config(self, config):
@@ -167,6 +172,10 @@ class QualityModel(PerSampleLossModel):
         mean weighted by `error_map_weight`, is added to each sample's loss. The error-map
         head stays frozen, so only the backbone can keep that loss low: it must keep
         what stage 1 taught it, in the form stage 1's head reads.
+
+        And: when the inputs also hold "ladder_image" (and its "ladder_distorted_" twin: the
+        same crop one distortion level heavier), the hinge between the two, its mean
+        weighted by `ladder_weight`, is added to each sample's loss.
         """
         inputs, scores = data
         target = self.score_mapping.normalize(tf.reshape(scores, [-1]))
@@ -180,6 +189,9 @@ class QualityModel(PerSampleLossModel):
         if "reference_image" in inputs:
             _, hinge = self._scored_with_hinge(inputs, "reference_", training)
             loss += self.reference_ranking_weight * tf.reduce_mean(hinge)
+        if "ladder_image" in inputs:
+            _, hinge = self._scored_with_hinge(inputs, "ladder_", training)
+            loss += self.ladder_weight * tf.reduce_mean(hinge)
         if "pair_image" in inputs:
             loss += self.error_map_weight * tf.reduce_mean(self._error_map_loss(inputs, training))
         return self._with_pairs(loss, original, target)

@@ -57,8 +57,8 @@ def train_stage2(
     `records`: ScoredImage records to train on instead of the CSV's (e.g. one split
     of a database); `csv_path` then only names them in messages.
     `ranking_references`: pristine photos [(name, RGB)] for the hinge of
-    `stage2.reference_ranking_weight` and the stage-1 term of `stage2.error_map_weight`
-    (needed by them, and only by them).
+    `stage2.reference_ranking_weight`, the stage-1 term of `stage2.error_map_weight` and
+    the ladder of `stage2.ladder_weight` (needed by them, and only by them).
     """
     cfg = recipe.stage2
     _check_ranking_references(ranking_references, cfg)
@@ -98,6 +98,7 @@ def train_stage2(
             pair_ranking_weight=cfg.pair_ranking_weight,
             reference_ranking_weight=cfg.reference_ranking_weight,
             error_map_weight=cfg.error_map_weight,
+            ladder_weight=cfg.ladder_weight,
         )
     dataset = stage2_data.training_dataset(
         [r.path for r in train_records],
@@ -114,6 +115,10 @@ def train_stage2(
         reference_batch_size=cfg.reference_batch_size,
         reference_crop_size=cfg.reference_crop_size,
         pairs=_error_map_pairs(ranking_references, recipe) if cfg.error_map_weight else None,
+        ladders=stage2_data.ladder_batches(
+            ranking_references, recipe.preprocessing, cfg.reference_batch_size,
+            cfg.reference_crop_size, cfg.seed,
+        ) if cfg.ladder_weight else None,
     )
     held = [records[i] for i in holdout_idx]
     if held:  # first: the epoch logs then carry the held-out SRCC/PLCC to the others
@@ -183,21 +188,22 @@ def _error_map_pairs(references, recipe: TrainingRecipe):
 
 def _check_ranking_references(references, cfg):
     """Pristine photos exactly when a term of the recipe on them is on, each large enough
-    for the hinge's crops (plus their context); else an error that says what to change.
+    for the hinges' crops (plus their context); else an error that says what to change.
     (The stage-1 term skips photos too small for its crops: `_error_map_pairs`.)"""
-    for weight in ("reference_ranking_weight", "error_map_weight"):
+    weights = ("reference_ranking_weight", "error_map_weight", "ladder_weight")
+    for weight in weights:
         if getattr(cfg, weight) and not references:
             raise ConfigError(
                 f"stage2.{weight} is {getattr(cfg, weight)}, but no pristine photos were "
                 "given for it (--ranking-references DIR)"
             )
-    if references and not (cfg.reference_ranking_weight or cfg.error_map_weight):
+    if references and not any(getattr(cfg, weight) for weight in weights):
         raise ConfigError(
             "pristine photos were given (--ranking-references) but the recipe does not "
-            "use them: set stage2.reference_ranking_weight or stage2.error_map_weight "
-            "above 0"
+            "use them: set one of stage2.reference_ranking_weight, error_map_weight or "
+            "ladder_weight above 0"
         )
-    if not cfg.reference_ranking_weight:
+    if not (cfg.reference_ranking_weight or cfg.ladder_weight):
         return
     size = cfg.reference_crop_size + 2 * stage2_data.MARGIN
     for name, image in references:
