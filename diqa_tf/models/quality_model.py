@@ -65,7 +65,8 @@ class QualityModel(PerSampleLossModel):
         image = keras.Input(shape=(None, None, 1), name="image")
         features = keras.Input(shape=(2,), name="features")
         conv8 = backbone(image)
-        # The stage-1 head rides along, frozen: stage 2 has no error-map targets.
+        # The stage-1 head rides along, frozen: stage 2 never changes it (its optional
+        # stage-1 term, `error_map_weight`, trains the backbone to keep it right).
         error_head = error_map_head()
         error_head.trainable = False
         error_map = error_head(conv8)
