@@ -357,6 +357,13 @@ def test_ranking_crops_larger_than_the_images_fail_clearly(
     assert "function_node" not in err and "assertion failed" not in err
 
 
+def train_stage2_cli(capsys, csv, stage1, config, output, *extra):
+    """`diqa train stage2` on `csv` with recipe `config`: (exit code, stderr)."""
+    code = cli.main(["train", "stage2", "--csv", str(csv), "--stage1", str(stage1), "--config",
+                     str(config), "--output", str(output), "--quiet", "--overwrite", *extra])
+    return code, capsys.readouterr().err
+
+
 def test_stage2_ranking_references_train_and_fail_clearly(
     capsys, tmp_path, scored_csv, tiny_stage1_model_path, textured_image
 ):
@@ -368,10 +375,8 @@ def test_stage2_ranking_references_train_and_fail_clearly(
                                      "reference_batch_size = 2\nreference_crop_size = 24\n"))
 
     def train(config, *extra):
-        code = cli.main(["train", "stage2", "--csv", str(scored_csv), "--stage1",
-                         str(tiny_stage1_model_path), "--config", str(config), "--output",
-                         str(tmp_path / "out"), "--quiet", "--overwrite", *extra])
-        return code, capsys.readouterr().err
+        return train_stage2_cli(capsys, scored_csv, tiny_stage1_model_path, config,
+                                tmp_path / "out", *extra)
 
     code, err = train(recipe, "--ranking-references", str(references))
     assert code == 0, err
@@ -408,10 +413,8 @@ def test_stage2_ladder_trains_on_pristine_crops_and_fails_clearly(
                                      "reference_batch_size = 2\nreference_crop_size = 80\n"))
 
     def train(*extra):
-        code = cli.main(["train", "stage2", "--csv", str(scored_csv), "--stage1",
-                         str(tiny_stage1_model_path), "--config", str(recipe), "--output",
-                         str(tmp_path / "out"), "--quiet", "--overwrite", *extra])
-        return code, capsys.readouterr().err
+        return train_stage2_cli(capsys, scored_csv, tiny_stage1_model_path, recipe,
+                                tmp_path / "out", *extra)
 
     code, err = train()
     assert code != 0 and "stage2.ladder_weight is 0.5, but no pristine photos" in err
@@ -438,10 +441,8 @@ def test_stage2_error_map_term_trains_on_pristine_pairs_and_fails_clearly(
                                      "error_map_batch_size = 2\n"))
 
     def train(*extra):
-        code = cli.main(["train", "stage2", "--csv", str(scored_csv), "--stage1",
-                         str(tiny_stage1_model_path), "--config", str(recipe), "--output",
-                         str(tmp_path / "out"), "--quiet", "--overwrite", *extra])
-        return code, capsys.readouterr().err
+        return train_stage2_cli(capsys, scored_csv, tiny_stage1_model_path, recipe,
+                                tmp_path / "out", *extra)
 
     code, err = train("--ranking-references", str(references))
     assert code == 0, err
