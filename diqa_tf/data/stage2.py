@@ -45,6 +45,13 @@ def _load_rgb(path, score, config):
     return {"rgb": tf.cast(tf.round(image), tf.uint8), "features": features}, score
 
 
+def _context_crop(rgb, crop_size, seed):
+    """A random crop of `crop_size` plus MARGIN on each side (float32), flipped at random."""
+    size = crop_size + 2 * MARGIN
+    crop = tf.image.stateless_random_crop(tf.cast(rgb, tf.float32), [size, size, 3], seed)
+    return tf.image.stateless_random_flip_left_right(crop, seed)
+
+
 def _ranking_pair(inputs, score, crop_size, seed, config, focus_kinds=(), focus_fraction=0.0):
     """A random crop and a distorted copy, both normalized. The copy's distortion is of
     any type at levels 1-4 (the lightest level of some types, such as sharpening or
@@ -66,8 +73,7 @@ def _ranking_pair(inputs, score, crop_size, seed, config, focus_kinds=(), focus_
         f"{crop_size} plus {MARGIN} pixels of context each side); use a smaller "
         "stage2.crop_size",
     )
-    crop = tf.image.stateless_random_crop(tf.cast(inputs["rgb"], tf.float32), [size, size, 3], s_crop)
-    crop = tf.image.stateless_random_flip_left_right(crop, s_crop)
+    crop = _context_crop(inputs["rgb"], crop_size, s_crop)
     distorted = random_distortion(
         crop, s_kind, s_level, s_distort, 1, focus_kinds, focus_fraction
     )
@@ -117,11 +123,7 @@ def ladder_batches(references, config: PreprocessingConfig, batch_size, crop_siz
     def rungs(example, s):
         s = tf.random.experimental.stateless_fold_in(s, 2)  # apart from the other streams
         s_crop, s_kind, s_level, s_distort = tf.unstack(tf.random.experimental.stateless_split(s, 4))
-        size = crop_size + 2 * MARGIN
-        crop = tf.image.stateless_random_crop(
-            tf.cast(example["rgb"], tf.float32), [size, size, 3], s_crop
-        )
-        crop = tf.image.stateless_random_flip_left_right(crop, s_crop)
+        crop = _context_crop(example["rgb"], crop_size, s_crop)
         kind = kinds[tf.random.stateless_uniform([], s_kind, 0, len(LADDER_KINDS), tf.int32)]
         level = tf.random.stateless_uniform([], s_level, 0, distortions.NUM_LEVELS - 1, tf.int32)
         original = preprocessing.normalize(crop, config)
